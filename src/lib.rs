@@ -1,0 +1,26 @@
+//! c123-live: live canoe-slalom results from a Canoe123 timing system.
+//!
+//! Data flows one way (see `ARCHITECTURE.md`):
+//!
+//! - [`c123`]: the Canoe123 TCP stream: `|` framing codec, frame parser, on-course tracking.
+//! - [`xml`]: the Canoe123 XML export parser (pure: bytes in, [`xml::Export`] or an error out).
+//! - [`ingest`]: the outside world: TCP sources (connect / listen) and the XML folder watcher.
+//! - [`merge`]: the merge loop, the only writer: every [`merge::Input`] is applied in one
+//!   SQLite transaction, then published as a [`merge::ChangeSet`] and a new read snapshot.
+//! - [`store`]: SQLite access and migrations (`migrations/*.sql`).
+//! - [`model`]: the domain model (times in milliseconds, penalties in seconds).
+//! - [`hub`]: WebSocket rooms, per-client queues, heartbeat, resume ring.
+//! - [`http`]: the hyper server, REST routes and the wire types (centiseconds).
+//! - [`config`]: settings shared by the binary and the tests.
+//! - [`shutdown`]: the one shutdown signal every task listens to.
+
+pub mod c123;
+pub mod config;
+pub mod hub;
+pub mod http;
+pub mod ingest;
+pub mod merge;
+pub mod model;
+pub mod shutdown;
+pub mod store;
+pub mod xml;
