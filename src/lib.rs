@@ -11,6 +11,7 @@
 //! - [`model`]: the domain model (times in milliseconds, penalties in seconds).
 //! - [`hub`]: WebSocket rooms, per-client queues, heartbeat, resume ring.
 //! - [`http`]: the hyper server, REST routes and the wire types (centiseconds).
+//! - [`keys`]: API key generation and constant-time comparison.
 //! - [`config`]: settings shared by the binary and the tests.
 //! - [`shutdown`]: the one shutdown signal every task listens to.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod hub;
 pub mod http;
 pub mod ingest;
+pub mod keys;
 pub mod merge;
 pub mod model;
 pub mod shutdown;

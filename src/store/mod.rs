@@ -1,1 +1,234 @@
-//! TODO
+//! SQLite persistence. Only the merge loop holds a [`Store`] (the one write connection).
+//!
+//! The store never decides anything: the merge loop computes the new state of an event in
+//! memory, and [`Store::commit`] writes the difference between the old and the new state in
+//! one transaction. A row whose values did not change is not written.
+
+mod rows;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::model::Event;
+
+pub use rows::{load_event_content, WriteStats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database schema version {found} is newer than this program knows ({known}); refusing to touch it")]
+    TooNew { found: i64, known: i64 },
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// How hard SQLite pushes each commit to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Synchronous {
+    /// fsync at every commit: an acknowledged input survives power loss.
+    #[default]
+    Full,
+    /// fsync at checkpoints only (WAL): survives a crash of the process, not of the machine.
+    Normal,
+    /// Never fsync (tests and benchmarks only).
+    Off,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Off => "OFF",
+        }
+    }
+}
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records the last one applied.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+
+pub struct Store {
+    conn: Connection,
+    epoch: String,
+}
+
+/// Everything the database holds, as loaded at start-up.
+pub struct Loaded {
+    pub epoch: String,
+    pub events: BTreeMap<String, Arc<Event>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database.
+    pub fn open(path: &Path, sync: Synchronous) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        Store::init(conn, sync)
+    }
+
+    /// A private in-memory database (unit tests).
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Store::init(Connection::open_in_memory()?, Synchronous::Off)
+    }
+
+    fn init(mut conn: Connection, sync: Synchronous) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", sync.pragma())?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        let epoch = {
+            let tx = conn.transaction()?;
+            let existing: Option<String> = tx
+                .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| r.get(0))
+                .optional()?;
+            let epoch = match existing {
+                Some(e) => e,
+                None => {
+                    let e = new_epoch();
+                    tx.execute("INSERT INTO meta(key, value) VALUES ('epoch', ?1)", [&e])?;
+                    e
+                }
+            };
+            tx.commit()?;
+            epoch
+        };
+        Ok(Store { conn, epoch })
+    }
+
+    /// Identifies this database: generated once when the database is created.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let headers = rows::load_headers(&self.conn)?;
+        let mut events = BTreeMap::new();
+        for header in headers {
+            let event = load_event_content(&self.conn, header)?;
+            events.insert(event.header.event_id.clone(), Arc::new(event));
+        }
+        Ok(Loaded {
+            epoch: self.epoch.clone(),
+            events,
+        })
+    }
+
+    /// Writes, in one transaction, the difference between the old and new state of each
+    /// event given (`None` = the event does not exist on that side).
+    pub fn commit(
+        &mut self,
+        changes: &[(Option<&Event>, Option<&Event>)],
+        now: &str,
+    ) -> Result<WriteStats, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut stats = WriteStats::default();
+        for (old, new) in changes {
+            write_event(&tx, *old, *new, now, &mut stats)?;
+        }
+        tx.commit()?;
+        Ok(stats)
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`: folds the WAL back into the database (shutdown).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// `PRAGMA quick_check` answers `ok` (readiness).
+    pub fn is_healthy(&self) -> bool {
+        self.conn
+            .query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
+            .map(|s| s == "ok")
+            .unwrap_or(false)
+    }
+
+    /// Direct access for tests and the `import` report.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied database migration");
+    }
+    Ok(())
+}
+
+fn new_epoch() -> String {
+    let mut bytes = [0u8; 8];
+    // An epoch only needs to differ between databases; fall back to the clock if the OS RNG
+    // is unavailable.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes = (nanos as u64).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_event(
+    tx: &Transaction<'_>,
+    old: Option<&Event>,
+    new: Option<&Event>,
+    now: &str,
+    stats: &mut WriteStats,
+) -> Result<(), StoreError> {
+    match (old, new) {
+        (None, None) => Ok(()),
+        (Some(old), None) => {
+            // Cascades to every table of the event.
+            tx.execute("DELETE FROM events WHERE id = ?1", [old.header.id])?;
+            stats.rows += 1;
+            Ok(())
+        }
+        (old, Some(new)) => {
+            if old.map(|o| &o.header) != Some(&new.header) {
+                rows::upsert_header(tx, &new.header)?;
+                stats.rows += 1;
+            }
+            rows::write_content(tx, old, new, now, stats)
+        }
+    }
+}
+
+/// Inserts a new event row and returns its id (used by the merge loop before it builds the
+/// in-memory event, so the id is the database's).
+pub fn next_event_id(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM events", [], |r| r.get(0))?)
+}
+
+/// Reads the stored `seq` of an event (crash-safety checks).
+pub fn stored_seq(conn: &Connection, event_id: &str) -> Result<Option<u64>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT seq FROM events WHERE event_id = ?1",
+            params![event_id],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .map(|s| s as u64))
+}
+
+#[cfg(test)]
+mod tests;
