@@ -224,8 +224,11 @@ pub fn ingest_allowed(status: EventStatus, data: &str) -> bool {
     }
 }
 
+/// `(race_id, participant_id)`.
+pub type RowKey = (String, String);
+
 /// The (race, participant) keys whose rows differ between two versions of an event.
-pub fn changed_results(old: &Event, new: &Event) -> (Vec<(String, String)>, Vec<(String, String)>) {
+pub fn changed_results(old: &Event, new: &Event) -> (Vec<RowKey>, Vec<RowKey>) {
     let mut changed = Vec::new();
     let mut removed = Vec::new();
     let empty = RaceResults::new();
