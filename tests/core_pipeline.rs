@@ -312,7 +312,8 @@ async fn bad_exports_are_rejected_with_a_reason_and_change_nothing() {
         x ^= x << 5;
         garbage.extend_from_slice(&x.to_le_bytes());
     }
-    let cases: Vec<(&str, Vec<u8>, fn(&XmlError) -> bool)> = vec![
+    type Case<'a> = (&'a str, Vec<u8>, fn(&XmlError) -> bool);
+    let cases: Vec<Case> = vec![
         ("truncated", truncated.as_bytes().to_vec(), |e| {
             matches!(e, XmlError::Truncated { .. } | XmlError::Malformed { .. })
         }),
