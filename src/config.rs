@@ -1,1 +1,281 @@
-//! TODO
+//! Command line, environment and config file.
+//!
+//! Every setting is a `--flag`, has an environment variable (`C123_LIVE_…`), and may come
+//! from a TOML file given with `--config`; the flag wins over the environment, which wins
+//! over the file, which wins over the default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+use crate::model::MergeStrategy;
+use crate::store::Synchronous;
+
+#[derive(Debug, Parser)]
+#[command(name = "c123-live", version, about = "Live canoe-slalom results from Canoe123")]
+pub struct Cli {
+    /// TOML file with settings (keys as the long flags, e.g. `listen = "0.0.0.0:8080"`).
+    #[arg(long, global = true, env = "C123_LIVE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, env = "C123_LIVE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve(ServeArgs),
+    /// Import one XML export into the database and print what was imported.
+    Import {
+        /// The Canoe123 XML export.
+        file: PathBuf,
+        #[command(flatten)]
+        common: StoreArgs,
+        /// The event the export belongs to (default: the export's EventId).
+        #[arg(long, env = "C123_LIVE_EVENT")]
+        event: Option<String>,
+    },
+    /// Replay the bundled real event on a temporary database and serve it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct StoreArgs {
+    /// SQLite database file [default: $STATE_DIRECTORY/c123-live.db under systemd, else ./c123-live.db].
+    #[arg(long, env = "C123_LIVE_DB")]
+    pub db: Option<PathBuf>,
+    /// How hard each commit is pushed to disk.
+    #[arg(long, value_enum, env = "C123_LIVE_SYNCHRONOUS")]
+    pub synchronous: Option<Synchronous>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address of the HTTP/WebSocket API [default: 127.0.0.1:8080].
+    #[arg(long, env = "C123_LIVE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The event that folder and TCP input belong to (default: found or created by the
+    /// export's EventId).
+    #[arg(long, env = "C123_LIVE_EVENT")]
+    pub event: Option<String>,
+    /// Folder to watch for Canoe123 XML exports.
+    #[arg(long, env = "C123_LIVE_XML_DIR")]
+    pub xml_dir: Option<PathBuf>,
+    /// Poll the XML folder every N seconds instead of relying on file-system events
+    /// (network shares).
+    #[arg(long, env = "C123_LIVE_XML_POLL")]
+    pub xml_poll: Option<f64>,
+    /// How XML and TCP result conflicts are resolved [default: tcp-wins].
+    #[arg(long, value_parser = parse_strategy, env = "C123_LIVE_MERGE_STRATEGY")]
+    pub merge_strategy: Option<MergeStrategy>,
+    /// Admin master key (repeatable). Environment: C123_LIVE_MASTER_KEYS, comma-separated.
+    #[arg(long = "master-key", env = "C123_LIVE_MASTER_KEYS", value_delimiter = ',')]
+    pub master_keys: Vec<String>,
+    /// Development mode: the admin API is open when no master key is set.
+    #[arg(long, env = "C123_LIVE_DEV")]
+    pub dev: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Address of the HTTP/WebSocket API.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "C123_LIVE_LISTEN")]
+    pub listen: SocketAddr,
+}
+
+fn parse_strategy(s: &str) -> Result<MergeStrategy, String> {
+    s.parse()
+}
+
+/// The `--config` file: the same names as the flags, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub db: Option<PathBuf>,
+    pub synchronous: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub event: Option<String>,
+    pub xml_dir: Option<PathBuf>,
+    pub xml_poll: Option<f64>,
+    pub merge_strategy: Option<MergeStrategy>,
+    pub master_keys: Option<Vec<String>>,
+    pub dev: Option<bool>,
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Settings of `serve`, resolved.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub db: PathBuf,
+    pub synchronous: Synchronous,
+    pub listen: SocketAddr,
+    pub event: Option<String>,
+    pub xml_dir: Option<PathBuf>,
+    pub xml_poll: Option<Duration>,
+    pub merge_strategy: MergeStrategy,
+    pub master_keys: Vec<String>,
+    pub dev: bool,
+}
+
+/// `$STATE_DIRECTORY/c123-live.db` under systemd (`StateDirectory=`), else `./c123-live.db`.
+pub fn default_db_path() -> PathBuf {
+    match std::env::var_os("STATE_DIRECTORY") {
+        // systemd may pass several colon-separated directories; the first is ours.
+        Some(dirs) if !dirs.is_empty() => {
+            let first = dirs
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or(".")
+                .to_owned();
+            PathBuf::from(first).join("c123-live.db")
+        }
+        _ => PathBuf::from("c123-live.db"),
+    }
+}
+
+pub fn resolve_store(args: &StoreArgs, file: &FileConfig) -> Result<(PathBuf, Synchronous), ConfigError> {
+    let db = args
+        .db
+        .clone()
+        .or_else(|| file.db.clone())
+        .unwrap_or_else(default_db_path);
+    let synchronous = match (args.synchronous, &file.synchronous) {
+        (Some(s), _) => s,
+        (None, Some(s)) => Synchronous::from_str(s, true)
+            .map_err(|_| ConfigError::Invalid(format!("synchronous '{s}': expected full, normal or off")))?,
+        (None, None) => Synchronous::Full,
+    };
+    Ok((db, synchronous))
+}
+
+impl ServeConfig {
+    pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<ServeConfig, ConfigError> {
+        let (db, synchronous) = resolve_store(&args.store, file)?;
+        let xml_poll = match args.xml_poll.or(file.xml_poll) {
+            None => None,
+            Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Some(Duration::from_secs_f64(s)),
+            Some(s) => {
+                return Err(ConfigError::Invalid(format!(
+                    "xml-poll {s}: expected seconds between 0 and 3600"
+                )))
+            }
+        };
+        let master_keys: Vec<String> = if args.master_keys.is_empty() {
+            file.master_keys.clone().unwrap_or_default()
+        } else {
+            args.master_keys.clone()
+        }
+        .into_iter()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
+        Ok(ServeConfig {
+            db,
+            synchronous,
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            event: args.event.clone().or_else(|| file.event.clone()),
+            xml_dir: args.xml_dir.clone().or_else(|| file.xml_dir.clone()),
+            xml_poll,
+            merge_strategy: args
+                .merge_strategy
+                .or(file.merge_strategy)
+                .unwrap_or_default(),
+            master_keys,
+            dev: args.dev || file.dev.unwrap_or(false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let file: FileConfig = toml::from_str(
+            "listen = \"0.0.0.0:9000\"\nmerge-strategy = \"xml-wins\"\nmaster-keys = [\" k1 \", \"\"]\nxml-poll = 2.5",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        let c = ServeConfig::resolve(&args, &file).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(c.merge_strategy, MergeStrategy::XmlWins);
+        assert_eq!(c.master_keys, vec!["k1".to_string()]);
+        assert_eq!(c.xml_poll, Some(Duration::from_millis(2500)));
+        assert_eq!(c.synchronous, Synchronous::Full);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+        let file: FileConfig = toml::from_str("xml-poll = -1.0").unwrap();
+        assert!(ServeConfig::resolve(&ServeArgs::default(), &file).is_err());
+        let file: FileConfig = toml::from_str("synchronous = \"sometimes\"").unwrap();
+        assert!(ServeConfig::resolve(&ServeArgs::default(), &file).is_err());
+    }
+
+    #[test]
+    fn cli_parses() {
+        Cli::command_for_test();
+    }
+}
+
+impl Cli {
+    #[cfg(test)]
+    fn command_for_test() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -12,11 +12,13 @@
 //! - [`hub`]: WebSocket rooms, per-client queues, heartbeat, resume ring.
 //! - [`http`]: the hyper server, REST routes and the wire types (centiseconds).
 //! - [`keys`]: API key generation and constant-time comparison.
+//! - [`daemon`]: wiring of all tasks, start-up and orderly shutdown.
 //! - [`config`]: settings shared by the binary and the tests.
 //! - [`shutdown`]: the one shutdown signal every task listens to.
 
 pub mod c123;
 pub mod config;
+pub mod daemon;
 pub mod hub;
 pub mod http;
 pub mod ingest;
