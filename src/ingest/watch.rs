@@ -116,8 +116,9 @@ pub fn spawn(
         rejected: BTreeMap::new(),
     };
     let join = tokio::spawn(async move {
-        // Keep the OS watcher alive as long as the task runs.
+        // Keep the OS watcher (and, in polling mode, the channel) alive while the task runs.
         let _watcher = watcher;
+        let _keep_open = tx;
         task.run(rx, shutdown).await;
     });
     Ok((status, join))

@@ -1,0 +1,198 @@
+//! The XML folder watcher on a real temporary folder, in both event and polling mode.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use c123_live::ingest::watch::{self, SharedWatcherStatus, WatchSettings};
+use c123_live::merge::{self, MergeHandle, MergeSettings};
+use c123_live::shutdown::Shutdown;
+use c123_live::store::{Store, Synchronous};
+
+fn fixture() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/jarni-2024.xml"))
+        .expect("fixture")
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    folder: PathBuf,
+    merge: MergeHandle,
+    status: SharedWatcherStatus,
+    shutdown: Shutdown,
+}
+
+fn rig(polling: bool) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("exports");
+    std::fs::create_dir(&folder).unwrap();
+    let store = Store::open(&dir.path().join("live.db"), Synchronous::Off).unwrap();
+    let (merge, _join) = merge::start(store, MergeSettings::default()).unwrap();
+    let mut settings = WatchSettings::new(folder.clone());
+    settings.event = Some("ev".into());
+    if polling {
+        settings.poll = Some(Duration::from_millis(100));
+    }
+    let shutdown = Shutdown::new();
+    let (status, _task) = watch::spawn(settings, merge.clone(), shutdown.clone()).unwrap();
+    Rig { _dir: dir, folder, merge, status, shutdown }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Rig {
+    fn imports(&self) -> u64 {
+        self.status.lock().unwrap().imports
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.status.lock().unwrap().last_error.clone()
+    }
+
+    fn seq(&self) -> Option<u64> {
+        self.merge.snapshot().event("ev").map(|e| e.header.seq)
+    }
+
+    /// Waits (bounded) until `cond` holds.
+    async fn until(&self, what: &str, cond: impl Fn(&Rig) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Gives the watcher time to act on anything pending (no assertion on speed).
+    async fn quiet(&self) {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+}
+
+fn bib1_time(xml_time: u32, xml: &str) -> String {
+    xml.replacen("<Time>76990</Time>", &format!("<Time>{xml_time}</Time>"), 1)
+}
+
+async fn chunked_write_is_imported_once_complete(polling: bool) {
+    let rig = rig(polling);
+    let xml = fixture();
+    let path = rig.folder.join("event.xml");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunks = 10;
+    let size = xml.len().div_ceil(chunks);
+    for chunk in xml.as_bytes().chunks(size) {
+        f.write_all(chunk).unwrap();
+        f.flush().unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await; // 10 chunks over 2 s
+    }
+    drop(f);
+    rig.until("import", |r| r.imports() == 1).await;
+    rig.quiet().await;
+    assert_eq!(rig.imports(), 1, "imported exactly once");
+    let ev = rig.merge.snapshot().event("ev").cloned().expect("event");
+    assert_eq!(ev.participants.len(), 366, "the complete file, not a torn one");
+    assert_eq!(ev.header.seq, 1, "one commit: no partial import before it");
+}
+
+#[tokio::test]
+async fn chunked_write_is_imported_once_complete_events() {
+    chunked_write_is_imported_once_complete(false).await;
+}
+
+#[tokio::test]
+async fn chunked_write_is_imported_once_complete_polling() {
+    chunked_write_is_imported_once_complete(true).await;
+}
+
+async fn rapid_replacements_end_with_the_last_version(polling: bool) {
+    let rig = rig(polling);
+    let xml = fixture();
+    let path = rig.folder.join("event.xml");
+    for i in 0..5u32 {
+        // Write-then-rename, as a copy tool does; 5 versions within 200 ms.
+        let tmp = rig.folder.join(format!(".tmp{i}"));
+        std::fs::write(&tmp, bib1_time(70_000 + i, &xml)).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    rig.until("last version imported", |r| {
+        r.merge
+            .snapshot()
+            .event("ev")
+            .and_then(|e| e.result("K1M_ST_BR1_6", "12054.K1M_ST").and_then(|r| r.time_ms))
+            == Some(70_004)
+    })
+    .await;
+    rig.quiet().await;
+    let t = rig
+        .merge
+        .snapshot()
+        .event("ev")
+        .and_then(|e| e.result("K1M_ST_BR1_6", "12054.K1M_ST").and_then(|r| r.time_ms));
+    assert_eq!(t, Some(70_004), "stays at the last version");
+    assert!(rig.imports() <= 5);
+}
+
+#[tokio::test]
+async fn rapid_replacements_end_with_the_last_version_events() {
+    rapid_replacements_end_with_the_last_version(false).await;
+}
+
+#[tokio::test]
+async fn rapid_replacements_end_with_the_last_version_polling() {
+    rapid_replacements_end_with_the_last_version(true).await;
+}
+
+async fn bad_files_change_nothing_and_are_reported(polling: bool) {
+    let rig = rig(polling);
+    let xml = fixture();
+    std::fs::write(rig.folder.join("event.xml"), &xml).unwrap();
+    rig.until("import", |r| r.imports() == 1).await;
+    let seq = rig.seq();
+
+    // Not an .xml file: ignored entirely.
+    std::fs::write(rig.folder.join("notes.txt"), "not an export").unwrap();
+    // An .xml file that is not XML, and a broken one.
+    std::fs::write(rig.folder.join("garbage.xml"), b"\x00\x01 not xml at all").unwrap();
+    std::fs::write(rig.folder.join("event.xml"), &xml[..xml.len() / 3]).unwrap();
+    rig.until("errors reported", |r| {
+        r.last_error().is_some_and(|e| e.contains("event.xml") || e.contains("garbage.xml"))
+    })
+    .await;
+    rig.quiet().await;
+    assert_eq!(rig.seq(), seq, "state unchanged");
+    assert_eq!(rig.imports(), 1);
+    let err = rig.last_error().unwrap();
+    assert!(err.contains("not imported"), "{err}");
+
+    // A file deleted: nothing happens. Then the complete export again: state still equal.
+    std::fs::remove_file(rig.folder.join("garbage.xml")).unwrap();
+    std::fs::write(rig.folder.join("event.xml"), bib1_time(76_000, &xml)).unwrap();
+    rig.until("next complete version imported", |r| r.imports() == 2).await;
+    assert_eq!(rig.seq(), seq.map(|s| s + 1));
+}
+
+#[tokio::test]
+async fn bad_files_change_nothing_and_are_reported_events() {
+    bad_files_change_nothing_and_are_reported(false).await;
+}
+
+#[tokio::test]
+async fn bad_files_change_nothing_and_are_reported_polling() {
+    bad_files_change_nothing_and_are_reported(true).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn links_out_of_the_folder_are_ignored() {
+    let rig = rig(true);
+    let outside = rig.folder.parent().unwrap().join("outside.xml");
+    std::fs::write(&outside, fixture()).unwrap();
+    std::os::unix::fs::symlink(&outside, rig.folder.join("link.xml")).unwrap();
+    rig.quiet().await;
+    assert_eq!(rig.imports(), 0);
+    assert!(rig.merge.snapshot().event("ev").is_none());
+}
