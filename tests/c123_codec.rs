@@ -119,7 +119,11 @@ fn byte_by_byte_and_three_way_splits() {
     assert_eq!(run_chunks(&mut C123Codec::new(), &singles), expected);
     for step in [2, 3, 7, 64, 1460] {
         let chunks: Vec<&[u8]> = bytes.chunks(step).collect();
-        assert_eq!(run_chunks(&mut C123Codec::new(), &chunks), expected, "{step}");
+        assert_eq!(
+            run_chunks(&mut C123Codec::new(), &chunks),
+            expected,
+            "{step}"
+        );
     }
 }
 
@@ -138,7 +142,10 @@ fn several_frames_in_one_read() {
 
 #[test]
 fn delimiter_at_segment_boundary() {
-    let got = run_chunks(&mut C123Codec::new(), &[b"<a/>", b"|", b"<b/>|", b"|<c/>", b"|"]);
+    let got = run_chunks(
+        &mut C123Codec::new(),
+        &[b"<a/>", b"|", b"<b/>|", b"|<c/>", b"|"],
+    );
     assert_eq!(
         got,
         vec![
@@ -177,7 +184,10 @@ fn utf8_char_split_across_reads() {
 #[test]
 fn invalid_utf8_is_a_recoverable_item() {
     let got = run_chunks(&mut C123Codec::new(), &[b"<a>\xff\xfe</a>|<b/>|"]);
-    assert_eq!(got, vec![Out::InvalidUtf8 { len: 9 }, Out::Text("<b/>".into())]);
+    assert_eq!(
+        got,
+        vec![Out::InvalidUtf8 { len: 9 }, Out::Text("<b/>".into())]
+    );
     let mut codec = C123Codec::new();
     let mut buf = BytesMut::from(&b"ok\xC4|"[..]);
     assert_eq!(
@@ -194,7 +204,10 @@ fn binary_garbage_does_not_panic_or_stall() {
     let garbage: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     let got = run_chunks(&mut C123Codec::new(), &[&garbage, b"|<ok/>|"]);
     assert_eq!(got.last(), Some(&Out::Text("<ok/>".into())));
-    assert_eq!(got, reference(&[&garbage[..], b"|<ok/>|"].concat(), 4 << 20));
+    assert_eq!(
+        got,
+        reference(&[&garbage[..], b"|<ok/>|"].concat(), 4 << 20)
+    );
 }
 
 #[test]
@@ -242,7 +255,10 @@ fn oversized_frame_in_one_read() {
 fn connection_closed_mid_frame() {
     let mut codec = C123Codec::new();
     let mut buf = BytesMut::from(&b"<a/>|<Canoe123><OnCo"[..]);
-    assert_eq!(out_of(codec.decode_eof(&mut buf)), Some(Out::Text("<a/>".into())));
+    assert_eq!(
+        out_of(codec.decode_eof(&mut buf)),
+        Some(Out::Text("<a/>".into()))
+    );
     assert!(matches!(
         codec.decode_eof(&mut buf),
         Err(CodecError::TruncatedFrame { len: 15 })
@@ -251,7 +267,10 @@ fn connection_closed_mid_frame() {
     // Trailing whitespace only is a clean close.
     let mut buf = BytesMut::from(&b"<a/>|\r\n"[..]);
     let mut codec = C123Codec::new();
-    assert_eq!(out_of(codec.decode_eof(&mut buf)), Some(Out::Text("<a/>".into())));
+    assert_eq!(
+        out_of(codec.decode_eof(&mut buf)),
+        Some(Out::Text("<a/>".into()))
+    );
     assert_eq!(out_of(codec.decode_eof(&mut buf)), None);
 }
 
@@ -260,7 +279,9 @@ fn encoder_appends_delimiter_and_refuses_pipes() {
     let mut codec = C123Codec::new();
     let mut dst = BytesMut::new();
     codec.encode("<a/>", &mut dst).expect("encodes");
-    codec.encode(String::from("<b>Č</b>"), &mut dst).expect("encodes");
+    codec
+        .encode(String::from("<b>Č</b>"), &mut dst)
+        .expect("encodes");
     assert_eq!(&dst[..], "<a/>|<b>Č</b>|".as_bytes());
     assert!(matches!(
         codec.encode("<a>x|y</a>", &mut dst),
@@ -268,7 +289,10 @@ fn encoder_appends_delimiter_and_refuses_pipes() {
     ));
     // Round trip.
     let got = run_chunks(&mut C123Codec::new(), &[&dst]);
-    assert_eq!(got, vec![Out::Text("<a/>".into()), Out::Text("<b>Č</b>".into())]);
+    assert_eq!(
+        got,
+        vec![Out::Text("<a/>".into()), Out::Text("<b>Č</b>".into())]
+    );
 }
 
 #[test]

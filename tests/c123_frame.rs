@@ -80,7 +80,15 @@ fn oncourse_running_time_is_whole_seconds() {
     assert_eq!(r.total_ms, Some(65_000));
     assert_eq!(r.pen_s, Some(52));
     // "0,0,0,2,0,0,50,,,,,,,,,,,,,,,,," : 7 judged + 17 trailing empties = 24 gates.
-    let mut expected = vec![Some(0), Some(0), Some(0), Some(2), Some(0), Some(0), Some(50)];
+    let mut expected = vec![
+        Some(0),
+        Some(0),
+        Some(0),
+        Some(2),
+        Some(0),
+        Some(0),
+        Some(50),
+    ];
     expected.resize(24, None);
     assert_eq!(r.gates, expected);
     assert_eq!(r.dt_start_ms, Some(((10 * 60 + 34) * 60 + 20) * 1000 + 123));
@@ -96,7 +104,10 @@ fn oncourse_finish_time_has_decimals() {
     assert!(!r.time_is_running);
     assert_eq!(r.total_ms, Some(103_200));
     assert_eq!(r.pen_s, Some(52));
-    assert_eq!(r.dt_finish_ms, Some(((10 * 60 + 35) * 60 + 11) * 1000 + 325));
+    assert_eq!(
+        r.dt_finish_ms,
+        Some(((10 * 60 + 35) * 60 + 11) * 1000 + 325)
+    );
     assert!(!r.completed);
     assert_eq!(r.gates.len(), 24);
     assert!(r.gates.iter().all(Option::is_some));
@@ -108,7 +119,10 @@ fn oncourse_finish_time_has_decimals() {
     let r10 = rider(frames::ONCOURSE_FINISH_BIB10);
     assert_eq!(r10.bib, "10");
     assert_eq!(r10.participant_id.as_deref(), Some("36019.K1M_ST"));
-    assert_eq!((r10.time_ms, r10.pen_s, r10.total_ms), (Some(75_090), Some(52), Some(127_090)));
+    assert_eq!(
+        (r10.time_ms, r10.pen_s, r10.total_ms),
+        (Some(75_090), Some(52), Some(127_090))
+    );
 }
 
 #[test]
@@ -152,7 +166,10 @@ fn results_real_br1_frame() {
     assert_eq!(first.pen_s, Some(4));
     // 18 gates then 12 blank slots (90 chars): trailing blanks dropped.
     let g = |v: &[u16]| v.iter().map(|&x| Some(x)).collect::<Vec<_>>();
-    assert_eq!(first.gates, g(&[0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]));
+    assert_eq!(
+        first.gates,
+        g(&[0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0])
+    );
     assert_eq!(first.time_ms, Some(83_150));
     assert_eq!(first.total_ms, Some(87_150));
     assert_eq!((first.rank, first.rank_order), (Some(1), Some(1)));
@@ -226,7 +243,10 @@ fn schedule_real() {
     assert_eq!(first.short_title, "K1m - střední trať - 1. jízda");
     assert_eq!(first.race_status, Some(5));
     assert_eq!(first.start_time, None); // <StartTime />
-    let br2 = races.iter().find(|r| r.race_id == "K1M_ST_BR2_6").expect("BR2");
+    let br2 = races
+        .iter()
+        .find(|r| r.race_id == "K1M_ST_BR2_6")
+        .expect("BR2");
     assert_eq!((br2.order, br2.race_status), (Some(104), Some(3)));
     // Duplicate Order values are real (two races with 105).
     assert_eq!(races.iter().filter(|r| r.order == Some(105)).count(), 2);
@@ -235,7 +255,9 @@ fn schedule_real() {
 #[test]
 fn schedule_start_time_text() {
     let text = r#"<Canoe123><Schedule><Race Order="1" RaceId="A"><StartTime>10:00:00</StartTime></Race></Schedule></Canoe123>"#;
-    let Message::Schedule(races) = one(text) else { panic!() };
+    let Message::Schedule(races) = one(text) else {
+        panic!()
+    };
     assert_eq!(races[0].start_time.as_deref(), Some("10:00:00"));
 }
 
@@ -286,11 +308,15 @@ fn root_without_children_is_no_message() {
 fn entities_and_czech_text() {
     let text = r#"<Canoe123><OnCourse Total="1" Position="1"><Participant Bib="7" Name="ŽÁK &amp; SYN &#x10C;&#268;" Club="&lt;Klub&gt; &quot;Tábor&quot; &apos;x&apos;" /></OnCourse><TimeOfDay>10:00:00 &amp; more</TimeOfDay></Canoe123>"#;
     let msgs = parse_frame(text).expect("parses");
-    let Message::OnCourse(o) = &msgs[0] else { panic!() };
+    let Message::OnCourse(o) = &msgs[0] else {
+        panic!()
+    };
     let r = o.rider.as_ref().expect("rider");
     assert_eq!(r.name, "ŽÁK & SYN ČČ");
     assert_eq!(r.club, r#"<Klub> "Tábor" 'x'"#);
-    let Message::TimeOfDay(t) = &msgs[1] else { panic!() };
+    let Message::TimeOfDay(t) = &msgs[1] else {
+        panic!()
+    };
     assert_eq!(t.text, "10:00:00 & more");
     assert_eq!(t.ms_since_midnight, None);
 }
@@ -320,7 +346,10 @@ fn fixed_width_gates_forms() {
     assert_eq!(parse_fixed_width_gates(&" ".repeat(90)), Ok(vec![]));
     assert_eq!(parse_fixed_width_gates(""), Ok(vec![]));
     // A short last slot (no padding) still counts.
-    assert_eq!(parse_fixed_width_gates("  0 50"), Ok(vec![Some(0), Some(50)]));
+    assert_eq!(
+        parse_fixed_width_gates("  0 50"),
+        Ok(vec![Some(0), Some(50)])
+    );
     assert!(parse_fixed_width_gates("  0  x").is_err());
 }
 
@@ -329,22 +358,34 @@ fn invalid_values_are_errors() {
     let bad_pen = frames::ONCOURSE_RUNNING.replace(r#"Pen="52""#, r#"Pen="5x""#);
     assert!(matches!(
         parse_frame(&bad_pen),
-        Err(FrameError::InvalidValue { attribute: "Pen", .. })
+        Err(FrameError::InvalidValue {
+            attribute: "Pen",
+            ..
+        })
     ));
     let bad_time = frames::ONCOURSE_RUNNING.replace(r#"Time="13   ""#, r#"Time="1.2.3""#);
     assert!(matches!(
         parse_frame(&bad_time),
-        Err(FrameError::InvalidValue { attribute: "Time", .. })
+        Err(FrameError::InvalidValue {
+            attribute: "Time",
+            ..
+        })
     ));
     let bad_dt = frames::ONCOURSE_RUNNING.replace("10:34:20.123", "25:99:00");
     assert!(matches!(
         parse_frame(&bad_dt),
-        Err(FrameError::InvalidValue { attribute: "dtStart", .. })
+        Err(FrameError::InvalidValue {
+            attribute: "dtStart",
+            ..
+        })
     ));
     let no_bib = frames::ONCOURSE_RUNNING.replace(r#"Bib="9""#, r#"Bib="  ""#);
     assert!(matches!(
         parse_frame(&no_bib),
-        Err(FrameError::MissingAttribute { attribute: "Bib", .. })
+        Err(FrameError::MissingAttribute {
+            attribute: "Bib",
+            ..
+        })
     ));
 }
 
@@ -354,19 +395,37 @@ fn malformed_input_is_an_error() {
         ("empty", String::new()),
         ("whitespace", "   ".into()),
         ("not xml", "hello world".into()),
-        ("wrong root", r#"<Canoe124><TimeOfDay>1</TimeOfDay></Canoe124>"#.into()),
+        (
+            "wrong root",
+            r#"<Canoe124><TimeOfDay>1</TimeOfDay></Canoe124>"#.into(),
+        ),
         ("xml root", "<xml>partial</xml>".into()),
         ("truncated", frames::ONCOURSE_RUNNING[..200].to_owned()),
-        ("truncated in tag", frames::ONCOURSE_RUNNING[..30].to_owned()),
+        (
+            "truncated in tag",
+            frames::ONCOURSE_RUNNING[..30].to_owned(),
+        ),
         ("unclosed root", r#"<Canoe123 System="Main">"#.into()),
-        ("mismatched end", "<Canoe123><OnCourse></Results></Canoe123>".into()),
+        (
+            "mismatched end",
+            "<Canoe123><OnCourse></Results></Canoe123>".into(),
+        ),
         ("two roots", "<Canoe123/><Canoe123/>".into()),
         ("text after root", "<Canoe123/>junk".into()),
-        ("unknown entity", "<Canoe123><TimeOfDay>&nbsp;</TimeOfDay></Canoe123>".into()),
+        (
+            "unknown entity",
+            "<Canoe123><TimeOfDay>&nbsp;</TimeOfDay></Canoe123>".into(),
+        ),
         ("bad attr", r#"<Canoe123 System=Main/>"#.into()),
         ("dup attr", r#"<Canoe123 a="1" a="2"/>"#.into()),
-        ("unknown entity in attr", r#"<Canoe123><OnCourse Total="&bogus;"/></Canoe123>"#.into()),
-        ("bad char ref", "<Canoe123><TimeOfDay>&#xFFFFFFFF;</TimeOfDay></Canoe123>".into()),
+        (
+            "unknown entity in attr",
+            r#"<Canoe123><OnCourse Total="&bogus;"/></Canoe123>"#.into(),
+        ),
+        (
+            "bad char ref",
+            "<Canoe123><TimeOfDay>&#xFFFFFFFF;</TimeOfDay></Canoe123>".into(),
+        ),
     ];
     for (name, text) in cases {
         let result = parse_frame(&text);

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 /// Line 5, ts 491, type OnCourse.
-pub const EMPTY_COURSE: &str = r#"<Canoe123 System="Main"><OnCourse Total="0" Position="0" /></Canoe123>"#;
+pub const EMPTY_COURSE: &str =
+    r#"<Canoe123 System="Main"><OnCourse Total="0" Position="0" /></Canoe123>"#;
 
 /// Line 15, ts 5561, type OnCourse.
 pub const ONCOURSE_NOT_STARTED: &str = r#"<Canoe123 System="Main"><OnCourse Total="1" Position="1"><Participant StartOrder="9" Bib="9" Id="30034.K1M_ST" Name="HOLOČEK Čeněk" Club="VS Tábor" Nat="" Race="K1m - střední trať - 2. jízda" RaceId="K1M_ST_BR2_6" Warning="" /><Result Type="C" Gates=",,,,,,,,,,,,,,,,,,,,,,," Completed="N" chStart="1" chSplit1="1" chSplit2="1" chFinish="1" dtStart="" dtSplit1="" dtSplit2="" dtFinish="" /><Result Type="T" Pen="0" Time="" Total="0.00" TTBDiff="+12.79" TTBName="G. ŘÍHĚNÝ" Rank="8" /></OnCourse></Canoe123>"#;
@@ -29,7 +30,8 @@ pub const TVS_ODD_ONLY: &str = r#"<Canoe123 System="Main"><TVS Odd_Bib="9" Odd_R
 pub const TVS_BOTH: &str = r#"<Canoe123 System="Main"><TVS Odd_Bib="9" Odd_RaceId="K1M_ST_BR2_6" Even_Bib="10" Even_RaceId="K1M_ST_BR2_6" /></Canoe123>"#;
 
 /// Line 4, ts 485, type TimeOfDay.
-pub const TIME_OF_DAY: &str = r#"<Canoe123 System="Main"><TimeOfDay>10:34:11</TimeOfDay></Canoe123>"#;
+pub const TIME_OF_DAY: &str =
+    r#"<Canoe123 System="Main"><TimeOfDay>10:34:11</TimeOfDay></Canoe123>"#;
 
 /// Line 2, ts 79, type RaceConfig.
 pub const RACE_CONFIG: &str = r#"<Canoe123 System="Main"><RaceConfig NrSplits="0" NrGates="24" GateConfig="NNRNNRNRNNNRNNRNRNNRNNRN" GateCaptions="1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24" /></Canoe123>"#;
