@@ -59,7 +59,7 @@ pub enum Message {
 }
 
 /// `<OnCourse Total Position>`: C123 sends one competitor per message and cycles through all
-/// of them; merge by bib.
+/// of them; merge by bib (see [`super::oncourse::OnCourseTracker`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OnCourse {
     /// How many competitors are on the course now (`Total`). `0` = course empty.
@@ -400,7 +400,8 @@ pub fn parse_time_of_day(text: &str) -> Result<Option<u32>, BadValue> {
         return Ok(None);
     }
     let mut parts = t.split(':');
-    let (Some(h), Some(m), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(m), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(BadValue("expected H:MM:SS[.mmm]"));
     };
@@ -574,7 +575,11 @@ struct Attrs<'a> {
 }
 
 impl<'a> Attrs<'a> {
-    fn read(e: &'a BytesStart<'a>, element: &'static str, position: u64) -> Result<Self, FrameError> {
+    fn read(
+        e: &'a BytesStart<'a>,
+        element: &'static str,
+        position: u64,
+    ) -> Result<Self, FrameError> {
         let mut list = Vec::new();
         for attr in e.attributes() {
             let attr = attr.map_err(|err| FrameError::Xml {
@@ -908,12 +913,14 @@ impl Parser {
                 }
                 row.heat_nr = a.opt_u32("HeatNr")?;
                 row.qualification = a.opt_string("Q");
-                row.irm = a.opt_string("IRM").map(|irm| match irm.to_uppercase().as_str() {
-                    "DNS" => Irm::Dns,
-                    "DNF" => Irm::Dnf,
-                    "DSQ" => Irm::Dsq,
-                    other => Irm::Other(other.to_owned()),
-                });
+                row.irm = a
+                    .opt_string("IRM")
+                    .map(|irm| match irm.to_uppercase().as_str() {
+                        "DNS" => Irm::Dns,
+                        "DNF" => Irm::Dnf,
+                        "DSQ" => Irm::Dsq,
+                        other => Irm::Other(other.to_owned()),
+                    });
                 row.under_investigation = a.raw("PP").contains('*');
                 row.pen_s = a.opt_u32("Pen")?;
                 row.gates = a.map("Gates", parse_fixed_width_gates)?;
@@ -948,7 +955,9 @@ impl Parser {
             Some((Scope::RaceStartTime, _)) => {
                 if let Some(Building::Schedule(races)) = &mut self.building {
                     if let Some(race) = races.last_mut() {
-                        race.start_time.get_or_insert_with(String::new).push_str(text);
+                        race.start_time
+                            .get_or_insert_with(String::new)
+                            .push_str(text);
                     }
                 }
                 Ok(())
@@ -976,7 +985,11 @@ impl Parser {
                 if let Some(Building::Schedule(races)) = &mut self.building {
                     if let Some(race) = races.last_mut() {
                         // Whitespace-only / empty <StartTime> reads as absent.
-                        if race.start_time.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                        if race
+                            .start_time
+                            .as_deref()
+                            .is_some_and(|s| s.trim().is_empty())
+                        {
                             race.start_time = None;
                         }
                     }

@@ -72,8 +72,8 @@ impl Recording {
             if raw.trim().is_empty() {
                 continue;
             }
-            let parsed: Line =
-                serde_json::from_str(raw).map_err(|source| RecordingError::Json { line, source })?;
+            let parsed: Line = serde_json::from_str(raw)
+                .map_err(|source| RecordingError::Json { line, source })?;
             if parsed.meta.is_some() && parsed.data.is_none() {
                 meta = parsed.meta;
                 continue;
@@ -98,5 +98,72 @@ impl Recording {
             out.push(b'|');
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_blank_lines_and_frames() {
+        let text = concat!(
+            "{\"_meta\": {\"version\": 2}}\n",
+            "\n",
+            "{\"ts\": 5, \"src\": \"tcp\", \"type\": \"TimeOfDay\", \"data\": \"<Canoe123><TimeOfDay>10:00:00</TimeOfDay></Canoe123>\"}\n",
+            "{\"ts\": 7, \"type\": \"X\", \"data\": \"<a/>\"}\r\n",
+        );
+        let rec = Recording::parse(text).expect("parses");
+        assert_eq!(rec.meta, Some(serde_json::json!({"version": 2})));
+        assert_eq!(rec.frames.len(), 2);
+        assert_eq!(
+            rec.frames[0],
+            RecordedFrame {
+                ts_ms: 5,
+                source: "tcp".into(),
+                kind: "TimeOfDay".into(),
+                data: "<Canoe123><TimeOfDay>10:00:00</TimeOfDay></Canoe123>".into(),
+            }
+        );
+        assert_eq!(rec.frames[1].source, "");
+        assert_eq!(
+            rec.to_wire(),
+            b"<Canoe123><TimeOfDay>10:00:00</TimeOfDay></Canoe123>|<a/>|".to_vec()
+        );
+    }
+
+    #[test]
+    fn bad_lines_name_their_line_number() {
+        let err = Recording::parse(
+            "{\"_meta\": {}}\n{\"ts\": 1, \"type\": \"A\", \"data\": \"x\"}\nnot json\n",
+        )
+        .expect_err("bad json");
+        assert!(matches!(err, RecordingError::Json { line: 3, .. }), "{err}");
+        assert!(err.to_string().starts_with("line 3:"));
+
+        let err = Recording::parse("{\"ts\": 1, \"type\": \"A\"}").expect_err("no data");
+        assert!(matches!(
+            err,
+            RecordingError::MissingField {
+                line: 1,
+                field: "data"
+            }
+        ));
+
+        let err = Recording::parse("{\"type\": \"A\", \"data\": \"x\"}").expect_err("no ts");
+        assert!(matches!(
+            err,
+            RecordingError::MissingField {
+                line: 1,
+                field: "ts"
+            }
+        ));
+
+        let err = Recording::parse("{\"ts\": -1, \"type\": \"A\", \"data\": \"x\"}")
+            .expect_err("negative ts");
+        assert!(matches!(err, RecordingError::Json { line: 1, .. }));
+
+        let err = Recording::parse("[1, 2]").expect_err("not an object");
+        assert!(matches!(err, RecordingError::Json { line: 1, .. }));
     }
 }
