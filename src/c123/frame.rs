@@ -748,9 +748,12 @@ impl Parser {
                 })?;
             }
         }
-        self.stack.push((scope, name.to_owned()));
         if empty {
-            self.close()?;
+            // Self-closing (most Participant/Result elements): close without pushing, which
+            // saves allocating the name.
+            self.close_scope(scope);
+        } else {
+            self.stack.push((scope, name.to_owned()));
         }
         Ok(())
     }
@@ -972,6 +975,12 @@ impl Parser {
         let Some((scope, _)) = self.stack.pop() else {
             return Err(xml_error(0, "unmatched end tag"));
         };
+        self.close_scope(scope);
+        Ok(())
+    }
+
+    /// Completes an element whose entry is no longer on the stack.
+    fn close_scope(&mut self, scope: Scope) {
         match scope {
             Scope::Root => self.root_closed = true,
             Scope::Row => {
@@ -1020,7 +1029,6 @@ impl Parser {
                 });
             }
         }
-        Ok(())
     }
 
     fn finish(self) -> Result<Vec<Message>, FrameError> {
@@ -1047,4 +1055,64 @@ fn read_schedule_race(a: &Attrs<'_>) -> Result<ScheduleRace, FrameError> {
         race_status: a.opt_u32("RaceStatus")?,
         start_time: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: &str) -> Option<(i64, bool)> {
+        parse_seconds(s)
+            .expect("valid")
+            .map(|v| (v.ms, v.whole_seconds))
+    }
+
+    #[test]
+    fn seconds_strings_to_ms() {
+        assert_eq!(secs("51.20"), Some((51_200, false)));
+        assert_eq!(secs("51.2"), Some((51_200, false)));
+        assert_eq!(secs("75.099"), Some((75_099, false)));
+        assert_eq!(secs("13   "), Some((13_000, true)));
+        assert_eq!(secs("3 "), Some((3_000, true)));
+        assert_eq!(secs("0.00"), Some((0, false)));
+        assert_eq!(secs("+12.79"), Some((12_790, false)));
+        assert_eq!(secs("-53.99"), Some((-53_990, false)));
+        assert_eq!(secs("1:23.45"), Some((83_450, false)));
+        assert_eq!(secs("1:02:03"), Some((3_723_000, true)));
+        assert_eq!(secs(""), None);
+        assert_eq!(secs("   "), None);
+        for bad in [
+            "abc",
+            "1.2345",
+            "1.",
+            ".5",
+            "-",
+            "+",
+            "1:60",
+            "1:2:3:4",
+            "1 2",
+            "١٢",
+            "99999999999999",
+        ] {
+            assert!(parse_seconds(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn time_of_day_to_ms_since_midnight() {
+        assert_eq!(parse_time_of_day("10:34:20.123"), Ok(Some(38_060_123)));
+        assert_eq!(parse_time_of_day("8:30:00"), Ok(Some(30_600_000)));
+        assert_eq!(parse_time_of_day("23:59:59.9"), Ok(Some(86_399_900)));
+        assert_eq!(parse_time_of_day(""), Ok(None));
+        for bad in [
+            "24:00:00",
+            "10:60:00",
+            "10:00",
+            "10:00:00.1234",
+            "a:b:c",
+            "10:0:00",
+        ] {
+            assert!(parse_time_of_day(bad).is_err(), "{bad:?}");
+        }
+    }
 }
