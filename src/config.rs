@@ -15,7 +15,11 @@ use crate::model::MergeStrategy;
 use crate::store::Synchronous;
 
 #[derive(Debug, Parser)]
-#[command(name = "c123-live", version, about = "Live canoe-slalom results from Canoe123")]
+#[command(
+    name = "c123-live",
+    version,
+    about = "Live canoe-slalom results from Canoe123"
+)]
 pub struct Cli {
     /// TOML file with settings (keys as the long flags, e.g. `listen = "0.0.0.0:8080"`).
     #[arg(long, global = true, env = "C123_LIVE_CONFIG")]
@@ -85,7 +89,11 @@ pub struct ServeArgs {
     #[arg(long, value_parser = parse_strategy, env = "C123_LIVE_MERGE_STRATEGY")]
     pub merge_strategy: Option<MergeStrategy>,
     /// Admin master key (repeatable). Environment: C123_LIVE_MASTER_KEYS, comma-separated.
-    #[arg(long = "master-key", env = "C123_LIVE_MASTER_KEYS", value_delimiter = ',')]
+    #[arg(
+        long = "master-key",
+        env = "C123_LIVE_MASTER_KEYS",
+        value_delimiter = ','
+    )]
     pub master_keys: Vec<String>,
     /// Development mode: the admin API is open when no master key is set.
     #[arg(long, env = "C123_LIVE_DEV")]
@@ -179,7 +187,10 @@ pub fn default_db_path() -> PathBuf {
     }
 }
 
-pub fn resolve_store(args: &StoreArgs, file: &FileConfig) -> Result<(PathBuf, Synchronous), ConfigError> {
+pub fn resolve_store(
+    args: &StoreArgs,
+    file: &FileConfig,
+) -> Result<(PathBuf, Synchronous), ConfigError> {
     let db = args
         .db
         .clone()
@@ -187,8 +198,9 @@ pub fn resolve_store(args: &StoreArgs, file: &FileConfig) -> Result<(PathBuf, Sy
         .unwrap_or_else(default_db_path);
     let synchronous = match (args.synchronous, &file.synchronous) {
         (Some(s), _) => s,
-        (None, Some(s)) => Synchronous::from_str(s, true)
-            .map_err(|_| ConfigError::Invalid(format!("synchronous '{s}': expected full, normal or off")))?,
+        (None, Some(s)) => Synchronous::from_str(s, true).map_err(|_| {
+            ConfigError::Invalid(format!("synchronous '{s}': expected full, normal or off"))
+        })?,
         (None, None) => Synchronous::Full,
     };
     Ok((db, synchronous))

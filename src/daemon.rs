@@ -12,10 +12,7 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("cannot open database {path}: {source}")]
-    Store {
-        path: String,
-        source: StoreError,
-    },
+    Store { path: String, source: StoreError },
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
     #[error("cannot listen on {addr}: {source}")]
@@ -40,26 +37,34 @@ pub struct Running {
 pub fn start_core(
     config: &ServeConfig,
     shutdown: &Shutdown,
-) -> Result<(MergeHandle, tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>), DaemonError>
-{
+) -> Result<
+    (
+        MergeHandle,
+        tokio::task::JoinHandle<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+    DaemonError,
+> {
     if let Some(parent) = config.db.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| DaemonError::Store {
             path: config.db.display().to_string(),
             source: StoreError::Corrupt(format!("cannot create folder: {e}")),
         })?;
     }
-    let store = Store::open(&config.db, config.synchronous).map_err(|source| DaemonError::Store {
-        path: config.db.display().to_string(),
-        source,
-    })?;
+    let store =
+        Store::open(&config.db, config.synchronous).map_err(|source| DaemonError::Store {
+            path: config.db.display().to_string(),
+            source,
+        })?;
     let settings = MergeSettings {
         default_strategy: config.merge_strategy,
         ..MergeSettings::default()
     };
-    let (merge, merge_task) = merge::start(store, settings).map_err(|source| DaemonError::Store {
-        path: config.db.display().to_string(),
-        source,
-    })?;
+    let (merge, merge_task) =
+        merge::start(store, settings).map_err(|source| DaemonError::Store {
+            path: config.db.display().to_string(),
+            source,
+        })?;
     let ticker = {
         let merge = merge.clone();
         let shutdown = shutdown.clone();
@@ -84,7 +89,13 @@ pub fn start_inputs(
     config: &ServeConfig,
     merge: &MergeHandle,
     shutdown: &Shutdown,
-) -> Result<(Option<watch::SharedWatcherStatus>, Vec<tokio::task::JoinHandle<()>>), DaemonError> {
+) -> Result<
+    (
+        Option<watch::SharedWatcherStatus>,
+        Vec<tokio::task::JoinHandle<()>>,
+    ),
+    DaemonError,
+> {
     let mut tasks = Vec::new();
     let mut status = None;
     if let Some(dir) = &config.xml_dir {
@@ -124,7 +135,13 @@ pub async fn start(config: &ServeConfig, shutdown: &Shutdown) -> Result<Running,
     let (merge, merge_task, ticker) = start_core(config, shutdown)?;
     let (watcher, mut tasks) = start_inputs(config, &merge, shutdown)?;
     tasks.push(ticker);
-    Ok(Running { merge, merge_task, local_addr: None, tasks, watcher })
+    Ok(Running {
+        merge,
+        merge_task,
+        local_addr: None,
+        tasks,
+        watcher,
+    })
 }
 
 /// Stops inputs first, then lets the merge loop finish what is in flight and checkpoint.
@@ -160,7 +177,10 @@ pub async fn demo(args: crate::config::DemoArgs) -> Result<(), DaemonError> {
     let shutdown = Shutdown::new();
     let running = start(&config, &shutdown).await?;
     prepare_demo_event(&running.merge).await?;
-    println!("c123-live demo: open http://{}/ (Ctrl-C to stop)", args.listen);
+    println!(
+        "c123-live demo: open http://{}/ (Ctrl-C to stop)",
+        args.listen
+    );
     crate::shutdown::signal().await;
     stop(running, &shutdown).await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -174,7 +194,9 @@ pub async fn prepare_demo_event(merge: &MergeHandle) -> Result<(), DaemonError> 
     crate::ingest::import_bytes(
         merge,
         DEMO_XML.to_vec(),
-        XmlTarget::ByExport { event_id: Some(DEMO_EVENT.into()) },
+        XmlTarget::ByExport {
+            event_id: Some(DEMO_EVENT.into()),
+        },
         XmlOrigin::Cli,
     )
     .await
@@ -183,7 +205,10 @@ pub async fn prepare_demo_event(merge: &MergeHandle) -> Result<(), DaemonError> 
         let current = merge.snapshot().event(DEMO_EVENT).map(|e| e.header.status);
         if current.is_some_and(|s| s.can_transition_to(to)) {
             merge
-                .send(Input::Admin(AdminCommand::Transition { event_id: DEMO_EVENT.into(), to }))
+                .send(Input::Admin(AdminCommand::Transition {
+                    event_id: DEMO_EVENT.into(),
+                    to,
+                }))
                 .await
                 .map_err(|e| DaemonError::Config(format!("demo status: {e}")))?;
         }

@@ -19,8 +19,8 @@
 pub mod c123;
 pub mod config;
 pub mod daemon;
-pub mod hub;
 pub mod http;
+pub mod hub;
 pub mod ingest;
 pub mod keys;
 pub mod merge;

@@ -10,7 +10,9 @@ use c123_live::store::Store;
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -27,7 +29,11 @@ async fn main() -> anyhow::Result<()> {
             let config = ServeConfig::resolve(&args, &file)?;
             c123_live::daemon::serve(config).await?;
         }
-        Command::Import { file: path, common, event } => {
+        Command::Import {
+            file: path,
+            common,
+            event,
+        } => {
             let (db, sync) = resolve_store(&common, &file)?;
             let store = Store::open(&db, sync)
                 .with_context(|| format!("opening database {}", db.display()))?;
@@ -41,7 +47,12 @@ async fn main() -> anyhow::Result<()> {
             merge.shutdown().await;
             join.await.context("merge loop")?;
             match outcome? {
-                Outcome::XmlImported { event_id, created_event, counts, rows_changed } => {
+                Outcome::XmlImported {
+                    event_id,
+                    created_event,
+                    counts,
+                    rows_changed,
+                } => {
                     println!(
                         "imported {} into event '{event_id}'{} ({}):",
                         path.display(),

@@ -307,11 +307,17 @@ pub struct Course {
 impl Course {
     /// Only `N` (downstream) and `R` (upstream) characters are gates.
     pub fn gate_config(&self) -> String {
-        self.config.chars().filter(|c| matches!(c, 'N' | 'R')).collect()
+        self.config
+            .chars()
+            .filter(|c| matches!(c, 'N' | 'R'))
+            .collect()
     }
 
     pub fn gate_count(&self) -> usize {
-        self.config.chars().filter(|c| matches!(c, 'N' | 'R')).count()
+        self.config
+            .chars()
+            .filter(|c| matches!(c, 'N' | 'R'))
+            .count()
     }
 }
 
@@ -514,7 +520,10 @@ impl Event {
     }
 
     pub fn race_results(&self, race_id: &str) -> impl Iterator<Item = &ResultRow> {
-        self.results.get(race_id).into_iter().flat_map(|m| m.values())
+        self.results
+            .get(race_id)
+            .into_iter()
+            .flat_map(|m| m.values())
     }
 
     pub fn course_of(&self, race: &Race) -> Option<&Course> {
@@ -537,7 +546,10 @@ mod tests {
     #[test]
     fn gates_keep_positions_and_three_digit_values() {
         let g = Gates::parse_fixed("  2  2  2  0  0300").unwrap();
-        assert_eq!(g.0, vec![Some(2), Some(2), Some(2), Some(0), Some(0), Some(300)]);
+        assert_eq!(
+            g.0,
+            vec![Some(2), Some(2), Some(2), Some(0), Some(0), Some(300)]
+        );
         let sparse = Gates::parse_fixed("              2      ").unwrap();
         assert_eq!(sparse.0, vec![None, None, None, None, Some(2)]);
         assert_eq!(sparse.to_fixed(), "              2");

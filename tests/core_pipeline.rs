@@ -26,7 +26,9 @@ async fn import(handle: &MergeHandle, xml: &str) -> Result<Outcome, String> {
     let export = parse_export(xml.as_bytes()).map_err(|e| e.to_string())?;
     handle
         .send(Input::Xml {
-            target: XmlTarget::ByExport { event_id: Some("jarni".into()) },
+            target: XmlTarget::ByExport {
+                event_id: Some("jarni".into()),
+            },
             export: Box::new(export),
             origin: XmlOrigin::Cli,
         })
@@ -35,7 +37,11 @@ async fn import(handle: &MergeHandle, xml: &str) -> Result<Outcome, String> {
 }
 
 fn event(handle: &MergeHandle) -> Arc<Event> {
-    handle.snapshot().event("jarni").expect("event exists").clone()
+    handle
+        .snapshot()
+        .event("jarni")
+        .expect("event exists")
+        .clone()
 }
 
 fn count(db: &Store, table: &str) -> i64 {
@@ -62,7 +68,13 @@ async fn real_export_imports_with_real_values() {
     let (handle, _join) = start(&db).await;
     let xml = fixture();
     let outcome = import(&handle, &xml).await.expect("import");
-    let Outcome::XmlImported { created_event, counts, rows_changed, .. } = outcome else {
+    let Outcome::XmlImported {
+        created_event,
+        counts,
+        rows_changed,
+        ..
+    } = outcome
+    else {
         panic!("unexpected outcome {outcome:?}");
     };
     assert!(created_event);
@@ -78,14 +90,22 @@ async fn real_export_imports_with_real_values() {
     assert_eq!(ev.races.len(), 44);
     assert_eq!(ev.courses.len(), 4);
     let expected_rows = expected_result_rows(&xml);
-    assert!(expected_rows > 1300, "most rows belong to known races: {expected_rows}");
+    assert!(
+        expected_rows > 1300,
+        "most rows belong to known races: {expected_rows}"
+    );
     assert_eq!(ev.result_count(), expected_rows);
     assert_eq!(ev.header.xml_event_id.as_deref(), Some("CZE2.2024040600"));
     assert_eq!(ev.header.meta.main_title, "Jarní slalomy 2024");
-    assert_eq!(ev.header.meta.location.as_deref(), Some("Areál Lídy Polesné"));
+    assert_eq!(
+        ev.header.meta.location.as_deref(),
+        Some("Areál Lídy Polesné")
+    );
 
     // Bib 1's first run: 76.99 s + 2 s = 78.99 s, one touch on gate 24.
-    let r = ev.result("K1M_ST_BR1_6", "12054.K1M_ST").expect("bib 1 BR1");
+    let r = ev
+        .result("K1M_ST_BR1_6", "12054.K1M_ST")
+        .expect("bib 1 BR1");
     assert_eq!(r.bib, Some(1));
     assert_eq!(r.time_ms, Some(76_990));
     assert_eq!(r.pen_s, Some(2));
@@ -95,21 +115,31 @@ async fn real_export_imports_with_real_values() {
     assert_eq!(r.dt_start.as_deref(), Some("08:30:10.780"));
     let mut gates = vec![Some(0u16); 23];
     gates.push(Some(2));
-    assert_eq!(r.gates.0, gates, "gates 1-23 clean, gate 24 a touch, no phantom gates");
+    assert_eq!(
+        r.gates.0, gates,
+        "gates 1-23 clean, gate 24 a touch, no phantom gates"
+    );
     let course = ev
         .course_of(&ev.races["K1M_ST_BR1_6"])
         .expect("course of K1M_ST_BR1_6");
     assert_eq!(course.gate_count(), 24);
 
     // Bib 1's second run carries the first run and the best of both.
-    let r2 = ev.result("K1M_ST_BR2_6", "12054.K1M_ST").expect("bib 1 BR2");
-    assert_eq!((r2.time_ms, r2.pen_s, r2.total_ms), (Some(79_990), Some(6), Some(85_990)));
+    let r2 = ev
+        .result("K1M_ST_BR2_6", "12054.K1M_ST")
+        .expect("bib 1 BR2");
+    assert_eq!(
+        (r2.time_ms, r2.pen_s, r2.total_ms),
+        (Some(79_990), Some(6), Some(85_990))
+    );
     assert_eq!(r2.prev_total_ms, Some(78_990));
     assert_eq!(r2.total_total_ms, Some(78_990));
     assert_eq!(r2.better_run_nr, Some(1));
 
     // DNS rows: status, no time, no rank, no gates.
-    let dns = ev.result("K1M_ST_BR1_6", "119045.K1M_ST").expect("bib 14 DNS");
+    let dns = ev
+        .result("K1M_ST_BR1_6", "119045.K1M_ST")
+        .expect("bib 14 DNS");
     assert_eq!(dns.status.as_deref(), Some("DNS"));
     assert_eq!(dns.time_ms, None);
     assert_eq!(dns.total_ms, None);
@@ -138,7 +168,10 @@ async fn real_export_imports_with_real_values() {
         .flat_map(|r| r.values())
         .find(|r| r.gates.0.contains(&Some(300)))
         .expect("a row with a 300 gate");
-    assert_eq!(&three_digit.gates.0[..6], &[Some(2), Some(2), Some(2), Some(0), Some(0), Some(300)]);
+    assert_eq!(
+        &three_digit.gates.0[..6],
+        &[Some(2), Some(2), Some(2), Some(0), Some(0), Some(300)]
+    );
     assert_eq!(three_digit.pen_s, Some(306));
 
     // C2 crews keep both paddlers.
@@ -149,7 +182,10 @@ async fn real_export_imports_with_real_values() {
     assert_eq!(crew.given_name2.as_deref(), Some("Čeněk"));
     assert_eq!(crew.display_name(), "LÍBEK Gabriela / LÍBEK Čeněk");
     // Padded rankings are trimmed.
-    assert_eq!(ev.participants["30034.K1M_ST"].ranking.as_deref(), Some("9"));
+    assert_eq!(
+        ev.participants["30034.K1M_ST"].ranking.as_deref(),
+        Some("9")
+    );
 
     // The database holds the same as the snapshot.
     handle.shutdown().await;
@@ -172,11 +208,19 @@ async fn identical_reimport_changes_nothing_and_modified_copy_changes_exactly_th
     let mut published = handle.subscribe();
 
     let again = import(&handle, &xml).await.expect("re-import");
-    let Outcome::XmlImported { rows_changed, .. } = again else { panic!() };
+    let Outcome::XmlImported { rows_changed, .. } = again else {
+        panic!()
+    };
     assert_eq!(rows_changed, 0, "no row rewritten");
     let after = event(&handle);
-    assert_eq!(after.header.seq, before.header.seq, "seq unchanged: empty ChangeSet");
-    assert!(published.try_recv().is_err(), "nothing published for an empty ChangeSet");
+    assert_eq!(
+        after.header.seq, before.header.seq,
+        "seq unchanged: empty ChangeSet"
+    );
+    assert!(
+        published.try_recv().is_err(),
+        "nothing published for an empty ChangeSet"
+    );
 
     // One result changed (bib 1's BR1 time), one participant removed (bib 9 in K1M_ST).
     let modified = xml
@@ -185,7 +229,9 @@ async fn identical_reimport_changes_nothing_and_modified_copy_changes_exactly_th
     assert_ne!(modified, xml);
     let removed = remove_participant(&modified, "30034.K1M_ST");
     let outcome = import(&handle, &removed).await.expect("modified import");
-    let Outcome::XmlImported { rows_changed, .. } = outcome else { panic!() };
+    let Outcome::XmlImported { rows_changed, .. } = outcome else {
+        panic!()
+    };
     let now = event(&handle);
     assert_eq!(now.header.seq, before.header.seq + 1);
     let change = published.recv().await.expect("published");
@@ -210,11 +256,17 @@ async fn identical_reimport_changes_nothing_and_modified_copy_changes_exactly_th
     // Written: the event row (its seq), 1 participant delete, 1 result update; the removed
     // participant's result rows go by cascade.
     assert_eq!(rows_changed, 3);
-    assert_eq!(now.result("K1M_ST_BR1_6", "12054.K1M_ST").unwrap().time_ms, Some(76_980));
+    assert_eq!(
+        now.result("K1M_ST_BR1_6", "12054.K1M_ST").unwrap().time_ms,
+        Some(76_980)
+    );
     assert!(!now.participants.contains_key("30034.K1M_ST"));
     assert!(now.result("K1M_ST_BR2_6", "30034.K1M_ST").is_none());
     // Untouched races share their allocation with the previous snapshot.
-    assert!(Arc::ptr_eq(&before.results["C1M_ST_BR1_6"], &now.results["C1M_ST_BR1_6"]));
+    assert!(Arc::ptr_eq(
+        &before.results["C1M_ST_BR1_6"],
+        &now.results["C1M_ST_BR1_6"]
+    ));
 
     handle.shutdown().await;
     let store = Store::open(&db, Synchronous::Normal).unwrap();
@@ -278,7 +330,11 @@ async fn restart_serves_the_same_state_and_keeps_the_epoch() {
 
     let other = tempfile::tempdir().unwrap();
     let (handle3, _join3) = start(&other.path().join("fresh.db")).await;
-    assert_ne!(handle3.snapshot().epoch, before.epoch, "a new database gets a new epoch");
+    assert_ne!(
+        handle3.snapshot().epoch,
+        before.epoch,
+        "a new database gets a new epoch"
+    );
 }
 
 /// Bytes of the database and its WAL, to prove a rejected input wrote nothing.
@@ -343,12 +399,22 @@ async fn bad_exports_are_rejected_with_a_reason_and_change_nothing() {
         let err = parse_export(&bytes).expect_err(name);
         assert!(expected(&err), "{name}: unexpected error {err:?}");
         let text = err.to_string();
-        assert!(!text.is_empty() && text.len() < 500, "{name}: message '{text}'");
+        assert!(
+            !text.is_empty() && text.len() < 500,
+            "{name}: message '{text}'"
+        );
     }
     let bad = xml.replacen("<Time>76990</Time>", "<Time>76,990</Time>", 1);
     let err = parse_export(bad.as_bytes()).unwrap_err().to_string();
-    assert!(err.contains("Time") && err.contains("76,990"), "names the field: {err}");
+    assert!(
+        err.contains("Time") && err.contains("76,990"),
+        "names the field: {err}"
+    );
 
-    assert_eq!(db_bytes(&db), bytes_before, "database byte-for-byte unchanged");
+    assert_eq!(
+        db_bytes(&db),
+        bytes_before,
+        "database byte-for-byte unchanged"
+    );
     assert_eq!(*event(&handle), *state_before);
 }

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use c123_live::merge::{
-    self, AdminCommand, Input, MergeError, MergeHandle, MergeSettings, Outcome, ResultUpdate,
-    Via, XmlOrigin, XmlTarget,
+    self, AdminCommand, Input, MergeError, MergeHandle, MergeSettings, Outcome, ResultUpdate, Via,
+    XmlOrigin, XmlTarget,
 };
 use c123_live::model::{EventStatus, MergeStrategy, TcpFields};
 use c123_live::store::{Store, Synchronous};
@@ -22,14 +22,19 @@ fn fixture() -> String {
 async fn start(strategy: MergeStrategy) -> (tempfile::TempDir, MergeHandle) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("live.db"), Synchronous::Off).unwrap();
-    let settings = MergeSettings { default_strategy: strategy, ..MergeSettings::default() };
+    let settings = MergeSettings {
+        default_strategy: strategy,
+        ..MergeSettings::default()
+    };
     let (handle, _join) = merge::start(store, settings).unwrap();
     (dir, handle)
 }
 
 async fn import(h: &MergeHandle, xml: &str) -> Outcome {
     h.send(Input::Xml {
-        target: XmlTarget::ByExport { event_id: Some("ev".into()) },
+        target: XmlTarget::ByExport {
+            event_id: Some("ev".into()),
+        },
         export: Box::new(parse_export(xml.as_bytes()).unwrap()),
         origin: XmlOrigin::Cli,
     })
@@ -51,7 +56,12 @@ fn tcp_finish() -> ResultUpdate {
 }
 
 async fn send_tcp(h: &MergeHandle, updates: Vec<ResultUpdate>) -> Result<Outcome, MergeError> {
-    h.send(Input::Results { event_id: "ev".into(), updates, via: Via::Tcp }).await
+    h.send(Input::Results {
+        event_id: "ev".into(),
+        updates,
+        via: Via::Tcp,
+    })
+    .await
 }
 
 fn bib9(h: &MergeHandle) -> (Option<i64>, Option<i64>, Option<i64>) {
@@ -73,7 +83,14 @@ async fn tcp_wins_keeps_tcp_values_until_the_export_agrees() {
     let xml = fixture();
     import(&h, &xml).await;
     let out = send_tcp(&h, vec![tcp_finish()]).await.unwrap();
-    assert_eq!(out, Outcome::Results { updated: 1, ignored_unknown: 0, ignored_no_xml: false });
+    assert_eq!(
+        out,
+        Outcome::Results {
+            updated: 1,
+            ignored_unknown: 0,
+            ignored_no_xml: false
+        }
+    );
     assert_eq!(bib9(&h), (Some(51_200), Some(52), Some(103_200)));
 
     // The older export comes again: the TCP values stay.
@@ -83,23 +100,25 @@ async fn tcp_wins_keeps_tcp_values_until_the_export_agrees() {
     let row = snap.event("ev").unwrap().result(BR2, BIB9).unwrap();
     assert!(row.tcp_fields.has(TcpFields::TIME));
     // Fields TCP never sends still come from the export.
-    assert_eq!((row.prev_time_ms, row.prev_pen_s, row.prev_total_ms), (Some(87_780), Some(4), Some(91_780)));
+    assert_eq!(
+        (row.prev_time_ms, row.prev_pen_s, row.prev_total_ms),
+        (Some(87_780), Some(4), Some(91_780))
+    );
     assert_eq!(row.prev_rnk, Some(8));
     assert_eq!(row.dt_start.as_deref(), Some("19:22:12.987"));
 
     // The export catches up: from then on it is authoritative again.
-    let caught_up = xml.replacen(
-        "<Time>90350</Time>",
-        "<Time>51200</Time>",
-        1,
-    );
+    let caught_up = xml.replacen("<Time>90350</Time>", "<Time>51200</Time>", 1);
     let caught_up = caught_up
         .replacen("<Total>146350</Total>", "<Total>103200</Total>", 1)
         .replacen("<Pen>56</Pen>", "<Pen>52</Pen>", 1);
     import(&h, &caught_up).await;
     let snap = h.snapshot();
     let row = snap.event("ev").unwrap().result(BR2, BIB9).unwrap();
-    assert_eq!((row.time_ms, row.pen_s, row.total_ms), (Some(51_200), Some(52), Some(103_200)));
+    assert_eq!(
+        (row.time_ms, row.pen_s, row.total_ms),
+        (Some(51_200), Some(52), Some(103_200))
+    );
     assert!(row.tcp_fields.is_empty(), "agreement clears the TCP marks");
     // A later correction in the export now wins.
     let corrected = caught_up.replacen("<Pen>52</Pen>", "<Pen>54</Pen>", 1);
@@ -113,7 +132,11 @@ async fn xml_wins_restores_the_export_values() {
     let xml = fixture();
     import(&h, &xml).await;
     send_tcp(&h, vec![tcp_finish()]).await.unwrap();
-    assert_eq!(bib9(&h), (Some(51_200), Some(52), Some(103_200)), "TCP fills in between imports");
+    assert_eq!(
+        bib9(&h),
+        (Some(51_200), Some(52), Some(103_200)),
+        "TCP fills in between imports"
+    );
     import(&h, &xml).await;
     assert_eq!(bib9(&h), (Some(90_350), Some(56), Some(146_350)));
 }
@@ -127,9 +150,12 @@ async fn per_event_strategy_overrides_the_default() {
         merge_strategy: Some(MergeStrategy::XmlWins),
         ..Default::default()
     };
-    h.send(Input::Admin(AdminCommand::SetConfig { event_id: "ev".into(), config }))
-        .await
-        .unwrap();
+    h.send(Input::Admin(AdminCommand::SetConfig {
+        event_id: "ev".into(),
+        config,
+    }))
+    .await
+    .unwrap();
     send_tcp(&h, vec![tcp_finish()]).await.unwrap();
     import(&h, &xml).await;
     assert_eq!(bib9(&h), (Some(90_350), Some(56), Some(146_350)));
@@ -144,9 +170,22 @@ async fn unknown_athletes_and_races_are_ignored_and_counted() {
     unknown_race.race_id = "NOPE_BR2_6".into();
     let mut unknown_athlete = tcp_finish();
     unknown_athlete.participant_id = "99999.K1M_ST".into();
-    let out = send_tcp(&h, vec![unknown_race, unknown_athlete]).await.unwrap();
-    assert_eq!(out, Outcome::Results { updated: 0, ignored_unknown: 2, ignored_no_xml: false });
-    assert_eq!(h.snapshot().event("ev").unwrap().header.seq, before, "nothing changed");
+    let out = send_tcp(&h, vec![unknown_race, unknown_athlete])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        Outcome::Results {
+            updated: 0,
+            ignored_unknown: 2,
+            ignored_no_xml: false
+        }
+    );
+    assert_eq!(
+        h.snapshot().event("ev").unwrap().header.seq,
+        before,
+        "nothing changed"
+    );
 }
 
 #[tokio::test]
@@ -158,13 +197,18 @@ async fn a_tcp_finish_reranks_the_race() {
     let published = changes.recv().await.unwrap();
     let change = &published.changes.events[0];
     assert!(!change.structure);
-    assert!(change.results.contains(&(BR2.to_string(), BIB9.to_string())));
+    assert!(change
+        .results
+        .contains(&(BR2.to_string(), BIB9.to_string())));
     let snap = h.snapshot();
     let ev = snap.event("ev").unwrap();
     let rows: Vec<_> = ev.race_results(BR2).collect();
     let ranked = rows.iter().filter(|r| r.rnk.is_some()).count();
     assert!(ranked > 0);
-    assert!(rows.iter().all(|r| r.rnk.is_none() || r.is_rankable()), "unfinished never ranked");
+    assert!(
+        rows.iter().all(|r| r.rnk.is_none() || r.is_rankable()),
+        "unfinished never ranked"
+    );
     let nine = ev.result(BR2, BIB9).unwrap();
     let better = rows
         .iter()
@@ -184,21 +228,29 @@ async fn official_events_refuse_live_data_and_exports() {
         EventStatus::Finished,
         EventStatus::Official,
     ] {
-        h.send(Input::Admin(AdminCommand::Transition { event_id: "ev".into(), to }))
-            .await
-            .unwrap();
+        h.send(Input::Admin(AdminCommand::Transition {
+            event_id: "ev".into(),
+            to,
+        }))
+        .await
+        .unwrap();
     }
     let seq = h.snapshot().event("ev").unwrap().header.seq;
     let err = send_tcp(&h, vec![tcp_finish()]).await.unwrap_err();
     assert!(matches!(err, MergeError::Forbidden { .. }), "{err:?}");
     let err = h
         .send(Input::Xml {
-            target: XmlTarget::ByExport { event_id: Some("ev".into()) },
+            target: XmlTarget::ByExport {
+                event_id: Some("ev".into()),
+            },
             export: Box::new(parse_export(xml.as_bytes()).unwrap()),
             origin: XmlOrigin::Cli,
         })
         .await
         .unwrap_err();
-    assert!(matches!(err, MergeError::Forbidden { data: "xml", .. }), "{err:?}");
+    assert!(
+        matches!(err, MergeError::Forbidden { data: "xml", .. }),
+        "{err:?}"
+    );
     assert_eq!(h.snapshot().event("ev").unwrap().header.seq, seq);
 }

@@ -35,7 +35,13 @@ fn rig(polling: bool) -> Rig {
     }
     let shutdown = Shutdown::new();
     let (status, _task) = watch::spawn(settings, merge.clone(), shutdown.clone()).unwrap();
-    Rig { _dir: dir, folder, merge, status, shutdown }
+    Rig {
+        _dir: dir,
+        folder,
+        merge,
+        status,
+        shutdown,
+    }
 }
 
 impl Drop for Rig {
@@ -93,7 +99,11 @@ async fn chunked_write_is_imported_once_complete(polling: bool) {
     rig.quiet().await;
     assert_eq!(rig.imports(), 1, "imported exactly once");
     let ev = rig.merge.snapshot().event("ev").cloned().expect("event");
-    assert_eq!(ev.participants.len(), 366, "the complete file, not a torn one");
+    assert_eq!(
+        ev.participants.len(),
+        366,
+        "the complete file, not a torn one"
+    );
     assert_eq!(ev.header.seq, 1, "one commit: no partial import before it");
 }
 
@@ -119,19 +129,17 @@ async fn rapid_replacements_end_with_the_last_version(polling: bool) {
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
     rig.until("last version imported", |r| {
-        r.merge
-            .snapshot()
-            .event("ev")
-            .and_then(|e| e.result("K1M_ST_BR1_6", "12054.K1M_ST").and_then(|r| r.time_ms))
-            == Some(70_004)
+        r.merge.snapshot().event("ev").and_then(|e| {
+            e.result("K1M_ST_BR1_6", "12054.K1M_ST")
+                .and_then(|r| r.time_ms)
+        }) == Some(70_004)
     })
     .await;
     rig.quiet().await;
-    let t = rig
-        .merge
-        .snapshot()
-        .event("ev")
-        .and_then(|e| e.result("K1M_ST_BR1_6", "12054.K1M_ST").and_then(|r| r.time_ms));
+    let t = rig.merge.snapshot().event("ev").and_then(|e| {
+        e.result("K1M_ST_BR1_6", "12054.K1M_ST")
+            .and_then(|r| r.time_ms)
+    });
     assert_eq!(t, Some(70_004), "stays at the last version");
     assert!(rig.imports() <= 5);
 }
@@ -159,7 +167,8 @@ async fn bad_files_change_nothing_and_are_reported(polling: bool) {
     std::fs::write(rig.folder.join("garbage.xml"), b"\x00\x01 not xml at all").unwrap();
     std::fs::write(rig.folder.join("event.xml"), &xml[..xml.len() / 3]).unwrap();
     rig.until("errors reported", |r| {
-        r.last_error().is_some_and(|e| e.contains("event.xml") || e.contains("garbage.xml"))
+        r.last_error()
+            .is_some_and(|e| e.contains("event.xml") || e.contains("garbage.xml"))
     })
     .await;
     rig.quiet().await;
@@ -171,7 +180,8 @@ async fn bad_files_change_nothing_and_are_reported(polling: bool) {
     // A file deleted: nothing happens. Then the complete export again: state still equal.
     std::fs::remove_file(rig.folder.join("garbage.xml")).unwrap();
     std::fs::write(rig.folder.join("event.xml"), bib1_time(76_000, &xml)).unwrap();
-    rig.until("next complete version imported", |r| r.imports() == 2).await;
+    rig.until("next complete version imported", |r| r.imports() == 2)
+        .await;
     assert_eq!(rig.seq(), seq.map(|s| s + 1));
 }
 

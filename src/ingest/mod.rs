@@ -30,22 +30,37 @@ pub async fn import_file(
 ) -> Result<Outcome, ImportError> {
     let shown = path.display().to_string();
     let len = std::fs::metadata(path)
-        .map_err(|source| ImportError::Read { path: shown.clone(), source })?
+        .map_err(|source| ImportError::Read {
+            path: shown.clone(),
+            source,
+        })?
         .len();
     if len > MAX_EXPORT_BYTES as u64 {
         return Err(ImportError::Parse {
             path: shown,
-            source: XmlError::TooLarge { size: len as usize, limit: MAX_EXPORT_BYTES },
+            source: XmlError::TooLarge {
+                size: len as usize,
+                limit: MAX_EXPORT_BYTES,
+            },
         });
     }
     let bytes = tokio::fs::read(path)
         .await
-        .map_err(|source| ImportError::Read { path: shown.clone(), source })?;
+        .map_err(|source| ImportError::Read {
+            path: shown.clone(),
+            source,
+        })?;
     import_bytes(merge, bytes, target, XmlOrigin::File(path.to_owned()))
         .await
         .map_err(|e| match e {
-            BytesImportError::Parse(source) => ImportError::Parse { path: shown.clone(), source },
-            BytesImportError::Merge(source) => ImportError::Merge { path: shown.clone(), source },
+            BytesImportError::Parse(source) => ImportError::Parse {
+                path: shown.clone(),
+                source,
+            },
+            BytesImportError::Merge(source) => ImportError::Merge {
+                path: shown.clone(),
+                source,
+            },
         })
 }
 
@@ -66,10 +81,16 @@ pub async fn import_bytes(
 ) -> Result<Outcome, BytesImportError> {
     let export = tokio::task::spawn_blocking(move || parse_export(&bytes))
         .await
-        .map_err(|e| BytesImportError::Merge(MergeError::Invalid(format!("parser task failed: {e}"))))?
+        .map_err(|e| {
+            BytesImportError::Merge(MergeError::Invalid(format!("parser task failed: {e}")))
+        })?
         .map_err(BytesImportError::Parse)?;
     merge
-        .send(Input::Xml { target, export: Box::new(export), origin })
+        .send(Input::Xml {
+            target,
+            export: Box::new(export),
+            origin,
+        })
         .await
         .map_err(BytesImportError::Merge)
 }

@@ -65,10 +65,7 @@ pub type SharedWatcherStatus = Arc<Mutex<WatcherStatus>>;
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error("cannot watch {dir}: {source}")]
-    Watch {
-        dir: PathBuf,
-        source: notify::Error,
-    },
+    Watch { dir: PathBuf, source: notify::Error },
     #[error("{dir} is not a readable folder: {source}")]
     Folder {
         dir: PathBuf,
@@ -95,16 +92,26 @@ pub fn spawn(
                 let _ = tx.try_send(());
             }
         })
-        .map_err(|source| WatchError::Watch { dir: dir.clone(), source })?;
+        .map_err(|source| WatchError::Watch {
+            dir: dir.clone(),
+            source,
+        })?;
         w.watch(&dir, RecursiveMode::NonRecursive)
-            .map_err(|source| WatchError::Watch { dir: dir.clone(), source })?;
+            .map_err(|source| WatchError::Watch {
+                dir: dir.clone(),
+                source,
+            })?;
         Some(w)
     } else {
         None
     };
     let status = Arc::new(Mutex::new(WatcherStatus {
         folder: dir.display().to_string(),
-        mode: if watcher.is_some() { "events" } else { "polling" },
+        mode: if watcher.is_some() {
+            "events"
+        } else {
+            "polling"
+        },
         ..WatcherStatus::default()
     }));
     let task = FolderTask {
@@ -222,12 +229,18 @@ impl FolderTask {
             }
         };
         let input = Input::Xml {
-            target: XmlTarget::ByExport { event_id: self.settings.event.clone() },
+            target: XmlTarget::ByExport {
+                event_id: self.settings.event.clone(),
+            },
             export: Box::new(export),
             origin: XmlOrigin::File(file.to_owned()),
         };
         match self.merge.send(input).await {
-            Ok(Outcome::XmlImported { event_id, rows_changed, .. }) => {
+            Ok(Outcome::XmlImported {
+                event_id,
+                rows_changed,
+                ..
+            }) => {
                 self.imported.insert(file.to_owned(), hash);
                 self.rejected.remove(file);
                 tracing::info!(file = %file.display(), event = %event_id, rows_changed, "imported XML export");
@@ -279,7 +292,9 @@ fn list_exports(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         if !is_xml {
             continue;
         }
-        let Ok(real) = std::fs::canonicalize(&path) else { continue };
+        let Ok(real) = std::fs::canonicalize(&path) else {
+            continue;
+        };
         if real.parent() != Some(dir) || !real.is_file() {
             continue;
         }

@@ -39,7 +39,10 @@ pub enum MergeError {
     #[error("Cannot transition from '{from}' to '{to}'")]
     InvalidTransition { from: EventStatus, to: EventStatus },
     #[error("Data type '{data}' not accepted in '{status}' state")]
-    Forbidden { data: &'static str, status: EventStatus },
+    Forbidden {
+        data: &'static str,
+        status: EventStatus,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("storage failed, nothing was changed: {0}")]
@@ -191,7 +194,13 @@ impl MergeHandle {
     pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         // Wake the loop if it is idle.
-        let _ = self.tx.send(Envelope { input: Input::Tick, reply: None }).await;
+        let _ = self
+            .tx
+            .send(Envelope {
+                input: Input::Tick,
+                reply: None,
+            })
+            .await;
     }
 }
 
@@ -286,8 +295,16 @@ impl MergeLoop {
     fn handle(&mut self, input: Input) -> Result<Outcome, MergeError> {
         let now = Instant::now();
         match input {
-            Input::Xml { target, export, origin } => self.import(target, &export, origin),
-            Input::OnCourse { event_id, entries, via } => {
+            Input::Xml {
+                target,
+                export,
+                origin,
+            } => self.import(target, &export, origin),
+            Input::OnCourse {
+                event_id,
+                entries,
+                via,
+            } => {
                 let old = Arc::clone(self.event(&event_id)?);
                 if via == Via::IngestApi && !ingest_allowed(old.header.status, "json_oncourse") {
                     return Err(MergeError::Forbidden {
@@ -302,23 +319,39 @@ impl MergeLoop {
                     });
                 }
                 if !old.header.has_xml_data {
-                    return Ok(Outcome::OnCourse { active: 0, ignored_no_xml: true });
+                    return Ok(Outcome::OnCourse {
+                        active: 0,
+                        ignored_no_xml: true,
+                    });
                 }
                 let active = entries.len();
                 self.oncourse_seen.insert(event_id.clone(), now);
                 let mut new = (*old).clone();
                 new.oncourse = Arc::new(entries);
                 self.commit_events(vec![(Some(old), Some(new))])?;
-                Ok(Outcome::OnCourse { active, ignored_no_xml: false })
+                Ok(Outcome::OnCourse {
+                    active,
+                    ignored_no_xml: false,
+                })
             }
-            Input::Results { event_id, updates, via } => {
+            Input::Results {
+                event_id,
+                updates,
+                via,
+            } => {
                 let old = Arc::clone(self.event(&event_id)?);
                 let status = old.header.status;
                 if via == Via::IngestApi && !ingest_allowed(status, "json_results") {
-                    return Err(MergeError::Forbidden { data: "json_results", status });
+                    return Err(MergeError::Forbidden {
+                        data: "json_results",
+                        status,
+                    });
                 }
                 if via == Via::Tcp && status == EventStatus::Official {
-                    return Err(MergeError::Forbidden { data: "tcp", status });
+                    return Err(MergeError::Forbidden {
+                        data: "tcp",
+                        status,
+                    });
                 }
                 if !old.header.has_xml_data {
                     return Ok(Outcome::Results {
@@ -330,7 +363,11 @@ impl MergeLoop {
                 let mut new = (*old).clone();
                 let (updated, ignored_unknown) = apply::apply_results(&mut new, &updates)?;
                 self.commit_events(vec![(Some(old), Some(new))])?;
-                Ok(Outcome::Results { updated, ignored_unknown, ignored_no_xml: false })
+                Ok(Outcome::Results {
+                    updated,
+                    ignored_unknown,
+                    ignored_no_xml: false,
+                })
             }
             Input::Admin(cmd) => self.admin(cmd),
             Input::Tick => {
@@ -389,7 +426,10 @@ impl MergeLoop {
         };
         if let Some(e) = &existing {
             if !ingest_allowed(e.header.status, "xml") {
-                return Err(MergeError::Forbidden { data: "xml", status: e.header.status });
+                return Err(MergeError::Forbidden {
+                    data: "xml",
+                    status: e.header.status,
+                });
             }
         }
         let created = existing.is_none();
@@ -428,7 +468,14 @@ impl MergeLoop {
         api_key: String,
         image: Option<crate::model::EventImage>,
     ) -> EventHeader {
-        let id = self.state.events.values().map(|e| e.header.id).max().unwrap_or(0) + 1;
+        let id = self
+            .state
+            .events
+            .values()
+            .map(|e| e.header.id)
+            .max()
+            .unwrap_or(0)
+            + 1;
         EventHeader {
             id,
             event_id,
@@ -447,17 +494,33 @@ impl MergeLoop {
 
     fn admin(&mut self, cmd: AdminCommand) -> Result<Outcome, MergeError> {
         match cmd {
-            AdminCommand::CreateEvent { event_id, meta, image, api_key } => {
+            AdminCommand::CreateEvent {
+                event_id,
+                meta,
+                image,
+                api_key,
+            } => {
                 if self.state.events.contains_key(&event_id) {
-                    return Err(MergeError::Conflict(format!("Event already exists: {event_id}")));
+                    return Err(MergeError::Conflict(format!(
+                        "Event already exists: {event_id}"
+                    )));
                 }
-                if self.state.events.values().any(|e| e.header.api_key == api_key) {
+                if self
+                    .state
+                    .events
+                    .values()
+                    .any(|e| e.header.api_key == api_key)
+                {
                     return Err(MergeError::Conflict("API key already in use".into()));
                 }
                 let header = self.new_header(event_id.clone(), meta, api_key.clone(), image);
                 let id = header.id;
                 self.commit_events(vec![(None, Some(Event::new(header)))])?;
-                Ok(Outcome::EventCreated { id, event_id, api_key })
+                Ok(Outcome::EventCreated {
+                    id,
+                    event_id,
+                    api_key,
+                })
             }
             AdminCommand::DeleteEvent { event_id } => {
                 let old = Arc::clone(self.event(&event_id)?);
@@ -476,12 +539,20 @@ impl MergeLoop {
                 new.header.status = to;
                 new.header.status_changed_at = Some(changed_at.clone());
                 self.commit_events(vec![(Some(old), Some(new))])?;
-                Ok(Outcome::Transitioned { event_id, previous: from, status: to, changed_at })
+                Ok(Outcome::Transitioned {
+                    event_id,
+                    previous: from,
+                    status: to,
+                    changed_at,
+                })
             }
             AdminCommand::SetConfig { event_id, config } => {
                 let old = Arc::clone(self.event(&event_id)?);
                 if !ingest_allowed(old.header.status, "config") {
-                    return Err(MergeError::Forbidden { data: "config", status: old.header.status });
+                    return Err(MergeError::Forbidden {
+                        data: "config",
+                        status: old.header.status,
+                    });
                 }
                 let mut new = (*old).clone();
                 new.header.config = config.clone();
@@ -565,7 +636,10 @@ impl MergeLoop {
         self.state = Arc::clone(&snapshot);
         self.snap_tx.send_replace(Arc::clone(&snapshot));
         // No subscriber (no WebSocket hub) is fine: nothing is serialized then.
-        let _ = self.pub_tx.send(Arc::new(Published { changes: changeset, snapshot }));
+        let _ = self.pub_tx.send(Arc::new(Published {
+            changes: changeset,
+            snapshot,
+        }));
         Ok(written.rows)
     }
 }

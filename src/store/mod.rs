@@ -83,7 +83,9 @@ impl Store {
         let epoch = {
             let tx = conn.transaction()?;
             let existing: Option<String> = tx
-                .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| r.get(0))
+                .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             let epoch = match existing {
                 Some(e) => e,
@@ -215,7 +217,11 @@ fn write_event(
 /// Inserts a new event row and returns its id (used by the merge loop before it builds the
 /// in-memory event, so the id is the database's).
 pub fn next_event_id(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM events", [], |r| r.get(0))?)
+    Ok(
+        conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM events", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 /// Reads the stored `seq` of an event (crash-safety checks).

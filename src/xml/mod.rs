@@ -125,9 +125,7 @@ pub fn parse_export(bytes: &[u8]) -> Result<Export, XmlError> {
                     export.races.push(race);
                 }
             }
-            "Results" => export
-                .results
-                .push(result(row, export.results.len() + 1)?),
+            "Results" => export.results.push(result(row, export.results.len() + 1)?),
             "CourseData" => export.courses.push(course(row, export.courses.len() + 1)?),
             "Events" => {
                 events += 1;
@@ -161,10 +159,16 @@ fn validate(export: &Export, events: usize) -> Result<(), XmlError> {
     if !missing.is_empty() {
         return Err(XmlError::Incomplete(missing.join(", ")));
     }
-    unique("Participants", export.participants.iter().map(|p| p.id.clone()))?;
+    unique(
+        "Participants",
+        export.participants.iter().map(|p| p.id.clone()),
+    )?;
     unique("Classes", export.classes.iter().map(|c| c.class_id.clone()))?;
     unique("Schedule", export.races.iter().map(|r| r.race_id.clone()))?;
-    unique("CourseData", export.courses.iter().map(|c| c.course_nr.to_string()))?;
+    unique(
+        "CourseData",
+        export.courses.iter().map(|c| c.course_nr.to_string()),
+    )?;
     unique(
         "Results",
         export
@@ -372,7 +376,9 @@ fn result(row: &Row, index: usize) -> Result<ResultRow, XmlError> {
         cat_rnk: f.int("CatRnk")?,
         cat_rnk_order: f.int("CatRnkOrder")?,
         total_behind: f.text("TotalBehind"),
-        cat_total_behind: f.text("catTotalBehind").or_else(|| f.text("CatTotalBehind")),
+        cat_total_behind: f
+            .text("catTotalBehind")
+            .or_else(|| f.text("CatTotalBehind")),
         prev_status: read_status(&f, "PrevStatus"),
         prev_time_ms: f.int("PrevTime")?,
         prev_pen_s: f.int("PrevPen")?,

@@ -126,10 +126,7 @@ pub(super) fn read_tables(text: &str) -> Result<Vec<Row>, XmlError> {
                     Ok(None) => match resolve_predefined_entity(&r) {
                         Some(s) => s.to_owned(),
                         None => {
-                            return Err(malformed(
-                                &reader,
-                                format!("unknown entity '&{};'", &*r),
-                            ))
+                            return Err(malformed(&reader, format!("unknown entity '&{};'", &*r)))
                         }
                     },
                     Err(e) => return Err(malformed(&reader, e)),

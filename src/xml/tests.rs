@@ -1,8 +1,11 @@
 use super::*;
 
 fn fixture() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/jarni-2024.xml"))
-        .expect("fixture present")
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/jarni-2024.xml"
+    ))
+    .expect("fixture present")
 }
 
 #[test]
