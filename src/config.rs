@@ -55,6 +55,26 @@ pub enum Command {
     },
     /// Replay the bundled real event on a temporary database and serve it.
     Demo(DemoArgs),
+    /// Play a `.tcp.jsonl` recording as Canoe123 would send it.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReplayArgs {
+    /// The recording (`.tcp.jsonl`).
+    pub recording: PathBuf,
+    /// Playback speed: 1 = real time, 10 = ten times faster, 0 = as fast as possible.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Push to a daemon's `--tcp-listen` address.
+    #[arg(long, conflicts_with = "listen", required_unless_present = "listen")]
+    pub to: Option<SocketAddr>,
+    /// Act as Canoe123: listen here and stream to every client that connects.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Start again at the end.
+    #[arg(long = "loop")]
+    pub looped: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -98,6 +118,18 @@ pub struct ServeArgs {
     /// Development mode: the admin API is open when no master key is set.
     #[arg(long, env = "C123_LIVE_DEV")]
     pub dev: bool,
+    /// Connect to Canoe123 at HOST[:PORT] (port 27333 by default).
+    #[arg(long, env = "C123_LIVE_C123")]
+    pub c123: Option<String>,
+    /// Accept Canoe123 TCP sources (relays, test rigs) on this address.
+    #[arg(long, env = "C123_LIVE_TCP_LISTEN")]
+    pub tcp_listen: Option<SocketAddr>,
+    /// With --tcp-listen: accept only these source addresses (repeatable).
+    #[arg(long = "tcp-allow", env = "C123_LIVE_TCP_ALLOW", value_delimiter = ',')]
+    pub tcp_allow: Vec<std::net::IpAddr>,
+    /// Derive the event's lifecycle state from the TCP schedule (forward only).
+    #[arg(long, env = "C123_LIVE_AUTO_STATUS")]
+    pub auto_status: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -125,6 +157,10 @@ pub struct FileConfig {
     pub master_keys: Option<Vec<String>>,
     pub dev: Option<bool>,
     pub log_format: Option<LogFormat>,
+    pub c123: Option<String>,
+    pub tcp_listen: Option<SocketAddr>,
+    pub tcp_allow: Option<Vec<std::net::IpAddr>>,
+    pub auto_status: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +204,10 @@ pub struct ServeConfig {
     pub merge_strategy: MergeStrategy,
     pub master_keys: Vec<String>,
     pub dev: bool,
+    pub c123: Option<String>,
+    pub tcp_listen: Option<SocketAddr>,
+    pub tcp_allow: Vec<std::net::IpAddr>,
+    pub auto_status: bool,
 }
 
 /// `$STATE_DIRECTORY/c123-live.db` under systemd (`StateDirectory=`), else `./c123-live.db`.
@@ -243,6 +283,14 @@ impl ServeConfig {
                 .unwrap_or_default(),
             master_keys,
             dev: args.dev || file.dev.unwrap_or(false),
+            c123: args.c123.clone().or_else(|| file.c123.clone()),
+            tcp_listen: args.tcp_listen.or(file.tcp_listen),
+            tcp_allow: if args.tcp_allow.is_empty() {
+                file.tcp_allow.clone().unwrap_or_default()
+            } else {
+                args.tcp_allow.clone()
+            },
+            auto_status: args.auto_status || file.auto_status.unwrap_or(false),
         })
     }
 }
@@ -279,14 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn cli_parses() {
-        Cli::command_for_test();
-    }
-}
-
-impl Cli {
-    #[cfg(test)]
-    fn command_for_test() {
+    fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }

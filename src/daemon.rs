@@ -31,6 +31,9 @@ pub struct Running {
     pub local_addr: Option<std::net::SocketAddr>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
     pub watcher: Option<watch::SharedWatcherStatus>,
+    pub sources: Vec<crate::ingest::tcp::SharedSourceStatus>,
+    /// The bound address of `--tcp-listen` (port 0 resolved).
+    pub tcp_listen_addr: Option<std::net::SocketAddr>,
 }
 
 /// Opens the store and starts the merge loop and its timer.
@@ -84,29 +87,63 @@ pub fn start_core(
     Ok((merge, merge_task, ticker))
 }
 
-/// Starts the inputs configured: the XML folder watcher.
-pub fn start_inputs(
+/// The inputs that are running.
+#[derive(Default)]
+pub struct Inputs {
+    pub watcher: Option<watch::SharedWatcherStatus>,
+    pub sources: Vec<crate::ingest::tcp::SharedSourceStatus>,
+    pub tcp_listen_addr: Option<std::net::SocketAddr>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts the inputs configured: the XML folder watcher and the Canoe123 TCP sources.
+pub async fn start_inputs(
     config: &ServeConfig,
     merge: &MergeHandle,
     shutdown: &Shutdown,
-) -> Result<
-    (
-        Option<watch::SharedWatcherStatus>,
-        Vec<tokio::task::JoinHandle<()>>,
-    ),
-    DaemonError,
-> {
-    let mut tasks = Vec::new();
-    let mut status = None;
+) -> Result<Inputs, DaemonError> {
+    use crate::ingest::tcp::{self, TcpSettings};
+    let mut inputs = Inputs::default();
     if let Some(dir) = &config.xml_dir {
         let mut ws = WatchSettings::new(dir.clone());
         ws.event = config.event.clone();
         ws.poll = config.xml_poll;
         let (st, task) = watch::spawn(ws, merge.clone(), shutdown.clone())?;
-        status = Some(st);
-        tasks.push(task);
+        inputs.watcher = Some(st);
+        inputs.tasks.push(task);
     }
-    Ok((status, tasks))
+    if (config.c123.is_some() || config.tcp_listen.is_some())
+        && config.event.is_none()
+        && config.xml_dir.is_none()
+    {
+        return Err(DaemonError::Config(
+            "--c123/--tcp-listen need --event, or --xml-dir (they then feed the event of the export)"
+                .into(),
+        ));
+    }
+    let mut settings = TcpSettings::new(config.event.clone());
+    settings.auto_status = config.auto_status;
+    settings.allowed_peers = config.tcp_allow.clone();
+    if let Some(target) = &config.c123 {
+        let (st, task) = tcp::spawn_connect(
+            target.clone(),
+            settings.clone(),
+            merge.clone(),
+            shutdown.clone(),
+        );
+        inputs.sources.push(st);
+        inputs.tasks.push(task);
+    }
+    if let Some(addr) = config.tcp_listen {
+        let (st, local, task) = tcp::spawn_listen(addr, settings, merge.clone(), shutdown.clone())
+            .await
+            .map_err(|source| DaemonError::Listen { addr, source })?;
+        tracing::info!(%local, "accepting Canoe123 TCP sources");
+        inputs.sources.push(st);
+        inputs.tcp_listen_addr = Some(local);
+        inputs.tasks.push(task);
+    }
+    Ok(inputs)
 }
 
 /// The real event bundled into the binary, so `demo` works from any folder.
@@ -133,14 +170,17 @@ pub async fn serve(config: ServeConfig) -> Result<(), DaemonError> {
 /// Starts everything; returns once the API is listening.
 pub async fn start(config: &ServeConfig, shutdown: &Shutdown) -> Result<Running, DaemonError> {
     let (merge, merge_task, ticker) = start_core(config, shutdown)?;
-    let (watcher, mut tasks) = start_inputs(config, &merge, shutdown)?;
+    let inputs = start_inputs(config, &merge, shutdown).await?;
+    let mut tasks = inputs.tasks;
     tasks.push(ticker);
     Ok(Running {
         merge,
         merge_task,
         local_addr: None,
         tasks,
-        watcher,
+        watcher: inputs.watcher,
+        sources: inputs.sources,
+        tcp_listen_addr: inputs.tcp_listen_addr,
     })
 }
 
@@ -163,6 +203,30 @@ fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
 pub async fn demo(args: crate::config::DemoArgs) -> Result<(), DaemonError> {
     let dir = std::env::temp_dir().join(format!("c123-live-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| DaemonError::Config(format!("temp folder: {e}")))?;
+    let shutdown = Shutdown::new();
+    // The bundled recording plays as a fake Canoe123 on a loopback port, and the daemon
+    // connects to it exactly as it connects to the real one.
+    let recording = crate::c123::recording::Recording::parse(DEMO_RECORDING)
+        .map_err(|e| DaemonError::Config(format!("bundled recording: {e}")))?;
+    let fake = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: ([127, 0, 0, 1], 0).into(),
+            source,
+        })?;
+    let fake_addr = fake.local_addr().map_err(|source| DaemonError::Listen {
+        addr: ([127, 0, 0, 1], 0).into(),
+        source,
+    })?;
+    let replay = tokio::spawn(crate::ingest::replay::serve(
+        fake,
+        recording,
+        crate::ingest::replay::ReplaySettings {
+            speed: 1.0,
+            looped: true,
+        },
+        shutdown.clone(),
+    ));
     let config = ServeConfig {
         db: dir.join("demo.db"),
         synchronous: crate::store::Synchronous::Off,
@@ -173,10 +237,23 @@ pub async fn demo(args: crate::config::DemoArgs) -> Result<(), DaemonError> {
         merge_strategy: Default::default(),
         master_keys: Vec::new(),
         dev: true,
+        c123: None,
+        tcp_listen: None,
+        tcp_allow: Vec::new(),
+        auto_status: false,
     };
-    let shutdown = Shutdown::new();
-    let running = start(&config, &shutdown).await?;
+    let mut running = start(&config, &shutdown).await?;
     prepare_demo_event(&running.merge).await?;
+    // Connect only once the event exists, so the first frames are not lost.
+    let (st, task) = crate::ingest::tcp::spawn_connect(
+        fake_addr.to_string(),
+        crate::ingest::tcp::TcpSettings::new(Some(DEMO_EVENT.into())),
+        running.merge.clone(),
+        shutdown.clone(),
+    );
+    running.sources.push(st);
+    running.tasks.push(task);
+    running.tasks.push(replay);
     println!(
         "c123-live demo: open http://{}/ (Ctrl-C to stop)",
         args.listen

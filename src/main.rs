@@ -76,6 +76,37 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => {
             c123_live::daemon::demo(args).await?;
         }
+        Command::Replay(args) => {
+            use c123_live::ingest::replay::{self, ReplaySettings};
+            let text = std::fs::read_to_string(&args.recording)
+                .with_context(|| format!("reading {}", args.recording.display()))?;
+            let recording = c123_live::c123::recording::Recording::parse(&text)?;
+            let settings = ReplaySettings {
+                speed: args.speed,
+                looped: args.looped,
+            };
+            let shutdown = c123_live::shutdown::Shutdown::new();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                c123_live::shutdown::signal().await;
+                stop.cancel();
+            });
+            if let Some(addr) = args.listen {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening on {addr}"))?;
+                eprintln!(
+                    "replaying {} frames as Canoe123 on {}",
+                    recording.frames.len(),
+                    listener.local_addr()?
+                );
+                replay::serve(listener, recording, settings, shutdown).await;
+            } else if let Some(addr) = args.to {
+                replay::push_to(addr, &recording, settings, &shutdown)
+                    .await
+                    .with_context(|| format!("pushing to {addr}"))?;
+            }
+        }
     }
     Ok(())
 }

@@ -333,24 +333,10 @@ impl Gates {
     /// characters `3(n-1)..3n`, so a three-digit value (`300`) fills its slot and a blank slot
     /// stays blank. Trailing blank slots are dropped (they are padding, not gates).
     pub fn parse_fixed(raw: &str) -> Result<Gates, String> {
-        let chars: Vec<char> = raw.chars().collect();
-        let mut slots = Vec::with_capacity(chars.len().div_ceil(3));
-        for (i, chunk) in chars.chunks(3).enumerate() {
-            let s: String = chunk.iter().collect();
-            let t = s.trim();
-            if t.is_empty() {
-                slots.push(None);
-            } else {
-                let v: u16 = t
-                    .parse()
-                    .map_err(|_| format!("gate {} has value '{t}', not a number", i + 1))?;
-                slots.push(Some(v));
-            }
-        }
-        while slots.last() == Some(&None) {
-            slots.pop();
-        }
-        Ok(Gates(slots))
+        // One slot parser for the export and the TCP `Results` frames.
+        crate::c123::frame::parse_fixed_width_gates(raw)
+            .map(Gates)
+            .map_err(|e| e.0.to_owned())
     }
 
     /// The fixed-width form, without trailing blank slots.

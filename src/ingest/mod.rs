@@ -2,6 +2,9 @@
 //! `tcp`) the Canoe123 TCP sources. Everything here turns bytes into [`crate::merge::Input`]s
 //! and hands them to the merge loop; nothing here writes state.
 
+pub mod live;
+pub mod replay;
+pub mod tcp;
 pub mod watch;
 
 use std::path::Path;

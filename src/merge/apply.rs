@@ -174,14 +174,18 @@ pub fn apply_results(
 }
 
 fn apply_update(row: &mut ResultRow, u: &ResultUpdate) {
-    if let Some(bib) = u.bib {
-        row.bib = Some(bib);
+    if u.bib.is_some() && row.bib != u.bib {
+        row.bib = u.bib;
     }
+    // A value equal to the stored one is no news: it neither rewrites the row nor marks the
+    // field as TCP's (Results frames repeat every table every 20-40 s).
     macro_rules! set {
         ($src:ident, $field:ident, $bit:expr) => {
             if let Some(v) = &u.$src {
-                row.$field = v.clone();
-                row.tcp_fields = row.tcp_fields.with($bit);
+                if row.$field != *v {
+                    row.$field = v.clone();
+                    row.tcp_fields = row.tcp_fields.with($bit);
+                }
             }
         };
     }
@@ -192,8 +196,10 @@ fn apply_update(row: &mut ResultRow, u: &ResultUpdate) {
     set!(dt_start, dt_start, TcpFields::DT_START);
     set!(dt_finish, dt_finish, TcpFields::DT_FINISH);
     if let Some(g) = &u.gates {
-        row.gates = g.clone();
-        row.tcp_fields = row.tcp_fields.with(TcpFields::GATES);
+        if row.gates != *g {
+            row.gates = g.clone();
+            row.tcp_fields = row.tcp_fields.with(TcpFields::GATES);
+        }
     }
 }
 

@@ -1,0 +1,401 @@
+//! Canoe123 TCP sources: connect out to Canoe123 (`--c123 HOST[:PORT]`, the normal
+//! deployment) or accept connections (`--tcp-listen ADDR`, for relays and test rigs).
+//!
+//! A session reads `|` frames, parses them, lets [`LiveStream`] turn them into inputs and
+//! sends those to the merge loop in order, waiting for each commit (backpressure: a source
+//! never runs ahead of the database). A connection that stays silent for 10 s is dead
+//! (Canoe123 sends TimeOfDay every second) and is reconnected with backoff.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::FramedRead;
+
+use super::live::{LiveCounters, LiveStream};
+use crate::c123::codec::{C123Codec, Frame};
+use crate::c123::frame::{parse_frame, Message};
+use crate::merge::{MergeError, MergeHandle};
+use crate::shutdown::Shutdown;
+
+/// The port Canoe123 listens on.
+pub const C123_PORT: u16 = 27333;
+
+#[derive(Debug, Clone)]
+pub struct TcpSettings {
+    /// The event every frame of this source belongs to; `None`: the newest event imported
+    /// from an XML export (direct mode).
+    pub event_id: Option<String>,
+    /// No frame for this long: the connection is dead.
+    pub silence: Duration,
+    pub max_frame: usize,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Derive the event's lifecycle from the TCP schedule (forward only).
+    pub auto_status: bool,
+    /// Listen mode: accept only these peers (empty: any).
+    pub allowed_peers: Vec<IpAddr>,
+}
+
+impl TcpSettings {
+    pub fn new(event_id: Option<String>) -> TcpSettings {
+        TcpSettings {
+            event_id,
+            silence: Duration::from_secs(10),
+            max_frame: crate::c123::codec::DEFAULT_MAX_FRAME_BYTES,
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            auto_status: false,
+            allowed_peers: Vec::new(),
+        }
+    }
+}
+
+/// What an operator sees of a source (`/api/v1/admin/status`, `/metrics`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceStatus {
+    pub mode: &'static str,
+    /// The address connected to (connect mode) or listened on (listen mode).
+    pub address: String,
+    pub event_id: String,
+    /// `connecting`, `connected`, `waiting` (backoff), `listening`, `stopped`.
+    pub state: &'static str,
+    pub peer: Option<String>,
+    pub connected_since: Option<String>,
+    #[serde(skip)]
+    pub last_frame_at: Option<Instant>,
+    pub last_frame_age_ms: Option<u64>,
+    pub frames_total: u64,
+    pub frames_by_type: BTreeMap<String, u64>,
+    pub parse_errors: u64,
+    pub connections: u64,
+    pub refused_peers: u64,
+    pub last_error: Option<String>,
+    pub unused: LiveCounters,
+}
+
+pub type SharedSourceStatus = Arc<Mutex<SourceStatus>>;
+
+impl SourceStatus {
+    /// A copy with the frame age filled in (for display).
+    pub fn report(&self) -> SourceStatus {
+        let mut s = self.clone();
+        s.last_frame_age_ms = self.last_frame_at.map(|t| t.elapsed().as_millis() as u64);
+        s
+    }
+}
+
+fn update(status: &SharedSourceStatus, f: impl FnOnce(&mut SourceStatus)) {
+    if let Ok(mut s) = status.lock() {
+        f(&mut s);
+    }
+}
+
+/// Milliseconds on one monotonic clock shared by every source (the tracker's time base).
+fn now_ms() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// `HOST`, `HOST:PORT`, `[v6]:PORT`; the port defaults to Canoe123's.
+pub fn with_default_port(target: &str) -> String {
+    let t = target.trim();
+    if t.parse::<SocketAddr>().is_ok() {
+        return t.to_owned();
+    }
+    if let Ok(ip) = t.parse::<IpAddr>() {
+        return SocketAddr::new(ip, C123_PORT).to_string();
+    }
+    if t.rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+    {
+        t.to_owned()
+    } else {
+        format!("{t}:{C123_PORT}")
+    }
+}
+
+/// Connect mode: keeps a connection to Canoe123 up until `shutdown`.
+pub fn spawn_connect(
+    target: String,
+    settings: TcpSettings,
+    merge: MergeHandle,
+    shutdown: Shutdown,
+) -> (SharedSourceStatus, tokio::task::JoinHandle<()>) {
+    let target = with_default_port(&target);
+    let status = Arc::new(Mutex::new(SourceStatus {
+        mode: "connect",
+        address: target.clone(),
+        event_id: settings.event_id.clone().unwrap_or_default(),
+        state: "connecting",
+        ..SourceStatus::default()
+    }));
+    let st = Arc::clone(&status);
+    let join = tokio::spawn(async move {
+        let mut delay = settings.backoff_min;
+        loop {
+            update(&st, |s| s.state = "connecting");
+            let attempt = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = TcpStream::connect(&target) => r,
+            };
+            match attempt {
+                Ok(stream) => {
+                    delay = settings.backoff_min;
+                    let peer = stream
+                        .peer_addr()
+                        .map(|a| a.to_string())
+                        .unwrap_or_default();
+                    tracing::info!(%peer, event = ?settings.event_id, "connected to Canoe123");
+                    let end = run_session(stream, &settings, &merge, &st, &shutdown).await;
+                    tracing::warn!(%peer, reason = %end, "Canoe123 connection ended");
+                    update(&st, |s| s.last_error = Some(end.to_string()));
+                    if matches!(end, SessionEnd::Shutdown) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    update(&st, |s| {
+                        s.last_error = Some(format!("connect {target}: {e}"))
+                    });
+                    tracing::debug!(%target, error = %e, "cannot connect to Canoe123");
+                }
+            }
+            update(&st, |s| {
+                s.state = "waiting";
+                s.peer = None;
+                s.connected_since = None;
+            });
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(settings.backoff_max);
+        }
+        update(&st, |s| s.state = "stopped");
+    });
+    (status, join)
+}
+
+/// Listen mode: accepts sources until `shutdown`; each connection is its own session.
+pub async fn spawn_listen(
+    addr: SocketAddr,
+    settings: TcpSettings,
+    merge: MergeHandle,
+    shutdown: Shutdown,
+) -> std::io::Result<(SharedSourceStatus, SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let status = Arc::new(Mutex::new(SourceStatus {
+        mode: "listen",
+        address: local.to_string(),
+        event_id: settings.event_id.clone().unwrap_or_default(),
+        state: "listening",
+        ..SourceStatus::default()
+    }));
+    let st = Arc::clone(&status);
+    let join = tokio::spawn(async move {
+        let mut sessions = tokio::task::JoinSet::new();
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let peer_ip = canonical_ip(peer.ip());
+            if !settings.allowed_peers.is_empty()
+                && !settings
+                    .allowed_peers
+                    .iter()
+                    .any(|a| canonical_ip(*a) == peer_ip)
+            {
+                update(&st, |s| s.refused_peers += 1);
+                tracing::warn!(%peer, "TCP source refused: not an allowed address");
+                continue;
+            }
+            let (settings, merge, st, shutdown) = (
+                settings.clone(),
+                merge.clone(),
+                Arc::clone(&st),
+                shutdown.clone(),
+            );
+            sessions.spawn(async move {
+                tracing::info!(%peer, "TCP source connected");
+                let end = run_session(stream, &settings, &merge, &st, &shutdown).await;
+                tracing::info!(%peer, reason = %end, "TCP source ended");
+                update(&st, |s| s.last_error = Some(end.to_string()));
+            });
+            while sessions.try_join_next().is_some() {}
+        }
+        sessions.shutdown().await;
+        update(&st, |s| s.state = "stopped");
+    });
+    Ok((status, local, join))
+}
+
+/// `::ffff:1.2.3.4` is `1.2.3.4`.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+#[derive(Debug)]
+enum SessionEnd {
+    Closed,
+    Silent(Duration),
+    Codec(String),
+    Shutdown,
+    MergeStopped,
+}
+
+impl std::fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionEnd::Closed => write!(f, "closed by the peer"),
+            SessionEnd::Silent(d) => write!(f, "no frame for {} s", d.as_secs()),
+            SessionEnd::Codec(e) => write!(f, "stream error: {e}"),
+            SessionEnd::Shutdown => write!(f, "shutting down"),
+            SessionEnd::MergeStopped => write!(f, "merge loop stopped"),
+        }
+    }
+}
+
+async fn run_session(
+    stream: TcpStream,
+    settings: &TcpSettings,
+    merge: &MergeHandle,
+    status: &SharedSourceStatus,
+    shutdown: &Shutdown,
+) -> SessionEnd {
+    let _ = stream.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5));
+    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+    let peer = stream.peer_addr().map(|a| a.to_string()).ok();
+    update(status, |s| {
+        s.state = "connected";
+        s.peer = peer;
+        s.connected_since = Some(crate::merge::now_iso());
+        s.connections += 1;
+    });
+    let mut frames = FramedRead::new(stream, C123Codec::with_max_frame(settings.max_frame));
+    let mut live = LiveStream::new(settings.event_id.clone(), settings.auto_status);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_error_log: Option<Instant> = None;
+    let end = loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break SessionEnd::Shutdown,
+            _ = tick.tick() => {
+                let inputs = live.on_tick(now_ms(), &merge.snapshot());
+                if deliver(merge, inputs).await.is_err() {
+                    break SessionEnd::MergeStopped;
+                }
+                continue;
+            }
+            next = tokio::time::timeout(settings.silence, frames.next()) => next,
+        };
+        let frame = match next {
+            Err(_) => break SessionEnd::Silent(settings.silence),
+            Ok(None) => break SessionEnd::Closed,
+            Ok(Some(Err(e))) => break SessionEnd::Codec(e.to_string()),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let parsed = match frame {
+            Frame::Text(text) => parse_frame(&text).map_err(|e| e.to_string()),
+            Frame::InvalidUtf8 { len, valid_up_to } => Err(format!(
+                "frame of {len} bytes is not UTF-8 (from byte {valid_up_to})"
+            )),
+        };
+        let messages = match parsed {
+            Ok(m) => m,
+            Err(e) => {
+                update(status, |s| {
+                    s.parse_errors += 1;
+                    s.last_frame_at = Some(Instant::now());
+                });
+                // Bounded log rate: a source sending garbage must not flood the journal.
+                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!(error = %e, "unparseable Canoe123 frame (more are counted, not logged, for 10 s)");
+                    last_error_log = Some(Instant::now());
+                }
+                continue;
+            }
+        };
+        update(status, |s| {
+            s.frames_total += 1;
+            s.last_frame_at = Some(Instant::now());
+            for m in &messages {
+                *s.frames_by_type.entry(kind(m).to_owned()).or_default() += 1;
+            }
+        });
+        let snapshot = merge.snapshot();
+        let now = now_ms();
+        let mut inputs = Vec::new();
+        for m in &messages {
+            inputs.extend(live.on_message(m, now, &snapshot));
+        }
+        if deliver(merge, inputs).await.is_err() {
+            break SessionEnd::MergeStopped;
+        }
+        update(status, |s| s.unused = live.counters.clone());
+    };
+    update(status, |s| {
+        s.peer = None;
+        s.connected_since = None;
+    });
+    end
+}
+
+/// Sends inputs in order, each after the previous committed. Refusals (an official event,
+/// an unknown event) are expected and only logged at debug level.
+async fn deliver(merge: &MergeHandle, inputs: Vec<crate::merge::Input>) -> Result<(), ()> {
+    for input in inputs {
+        match merge.send(input).await {
+            Ok(_) => {}
+            Err(MergeError::Stopped) => return Err(()),
+            Err(e) => tracing::debug!(error = %e, "TCP input refused"),
+        }
+    }
+    Ok(())
+}
+
+fn kind(m: &Message) -> &'static str {
+    match m {
+        Message::OnCourse(_) => "OnCourse",
+        Message::Results(_) => "Results",
+        Message::RaceConfig(_) => "RaceConfig",
+        Message::Schedule(_) => "Schedule",
+        Message::TimeOfDay(_) => "TimeOfDay",
+        Message::Tvs(_) => "TVS",
+        Message::Unknown(_) => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_get_the_canoe123_port() {
+        assert_eq!(with_default_port("192.168.68.108"), "192.168.68.108:27333");
+        assert_eq!(with_default_port("timing.local"), "timing.local:27333");
+        assert_eq!(with_default_port("timing.local:4000"), "timing.local:4000");
+        assert_eq!(with_default_port("::1"), "[::1]:27333");
+        assert_eq!(with_default_port("[::1]:5000"), "[::1]:5000");
+    }
+}

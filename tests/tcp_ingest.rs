@@ -1,0 +1,442 @@
+//! The real recording through real TCP sockets into the merge loop, in both modes.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use c123_live::c123::recording::Recording;
+use c123_live::ingest::replay::{self, ReplaySettings};
+use c123_live::ingest::tcp::{self, SharedSourceStatus, TcpSettings};
+use c123_live::merge::{self, MergeHandle, MergeSettings, Published, XmlOrigin, XmlTarget};
+use c123_live::model::MergeStrategy;
+use c123_live::shutdown::Shutdown;
+use c123_live::store::{Store, Synchronous};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+
+const BR2: &str = "K1M_ST_BR2_6";
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn recording() -> Recording {
+    Recording::parse(&read("jarni-2024.tcp.jsonl")).unwrap()
+}
+
+async fn daemon(strategy: MergeStrategy) -> (tempfile::TempDir, MergeHandle) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("live.db"), Synchronous::Off).unwrap();
+    let settings = MergeSettings {
+        default_strategy: strategy,
+        ..MergeSettings::default()
+    };
+    let (merge, _join) = merge::start(store, settings).unwrap();
+    import(&merge).await;
+    (dir, merge)
+}
+
+async fn import(merge: &MergeHandle) {
+    c123_live::ingest::import_bytes(
+        merge,
+        read("jarni-2024.xml").into_bytes(),
+        XmlTarget::ByExport {
+            event_id: Some("ev".into()),
+        },
+        XmlOrigin::Cli,
+    )
+    .await
+    .unwrap();
+}
+
+/// (time, pen, total) of a run.
+fn run(merge: &MergeHandle, pid: &str) -> (Option<i64>, Option<i64>, Option<i64>) {
+    let snap = merge.snapshot();
+    let r = snap
+        .event("ev")
+        .unwrap()
+        .result(BR2, pid)
+        .cloned()
+        .unwrap_or_default();
+    (r.time_ms, r.pen_s, r.total_ms)
+}
+
+/// Every distinct on-course list (bibs by position) the merge loop published, in order.
+async fn collect_oncourse(
+    mut rx: broadcast::Receiver<Arc<Published>>,
+    until: Instant,
+) -> Vec<Vec<u32>> {
+    let mut seen: Vec<Vec<u32>> = vec![vec![]];
+    while let Ok(Ok(p)) = tokio::time::timeout_at(until.into(), rx.recv()).await {
+        if p.changes
+            .events
+            .iter()
+            .any(|c| c.event_id == "ev" && c.oncourse)
+        {
+            let list: Vec<u32> = p.snapshot.events["ev"]
+                .oncourse
+                .iter()
+                .map(|e| e.bib)
+                .collect();
+            if seen.last() != Some(&list) {
+                seen.push(list);
+            }
+        }
+    }
+    seen
+}
+
+fn is_subsequence(expected: &[Vec<u32>], seen: &[Vec<u32>]) -> bool {
+    let mut it = seen.iter();
+    expected.iter().all(|e| it.any(|s| s == e))
+}
+
+/// The states the recording goes through (see tests/c123_recording.rs for how they were read).
+fn expected_states() -> Vec<Vec<u32>> {
+    vec![
+        vec![],
+        vec![9],
+        vec![9, 10],
+        vec![10],
+        vec![10, 11, 12, 13, 14],
+        vec![11, 12, 13, 14],
+        vec![12, 13, 14],
+        vec![12, 14],
+        vec![14],
+        vec![],
+        vec![1],
+        vec![1, 2],
+    ]
+}
+
+async fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn assert_recording_results(merge: &MergeHandle) {
+    assert_eq!(
+        run(merge, "30034.K1M_ST"),
+        (Some(51_200), Some(52), Some(103_200)),
+        "bib 9"
+    );
+    assert_eq!(
+        run(merge, "36019.K1M_ST"),
+        (Some(75_090), Some(52), Some(127_090)),
+        "bib 10"
+    );
+}
+
+const SPEED: f64 = 40.0;
+
+#[tokio::test]
+async fn connect_mode_replay_gives_the_recorded_results_and_oncourse() {
+    let (_dir, merge) = daemon(MergeStrategy::TcpWins).await;
+    let shutdown = Shutdown::new();
+    let fake = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake_addr = fake.local_addr().unwrap();
+    let rx = merge.subscribe();
+    tokio::spawn(replay::serve(
+        fake,
+        recording(),
+        ReplaySettings {
+            speed: SPEED,
+            looped: false,
+        },
+        shutdown.clone(),
+    ));
+    let (status, _task) = tcp::spawn_connect(
+        fake_addr.to_string(),
+        TcpSettings::new(Some("ev".into())),
+        merge.clone(),
+        shutdown.clone(),
+    );
+    let duration = Duration::from_secs_f64(248.0 / SPEED + 3.0);
+    let seen = collect_oncourse(rx, Instant::now() + duration).await;
+    assert!(
+        is_subsequence(&expected_states(), &seen),
+        "on-course states: {seen:?}"
+    );
+    assert_recording_results(&merge);
+    let st = status.lock().unwrap().report();
+    assert_eq!(st.frames_total, 1051);
+    assert_eq!(st.frames_by_type.get("OnCourse"), Some(&756));
+    assert_eq!(st.parse_errors, 0);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn listen_mode_replay_gives_the_recorded_results() {
+    let (_dir, merge) = daemon(MergeStrategy::TcpWins).await;
+    let shutdown = Shutdown::new();
+    let (status, addr, _task) = tcp::spawn_listen(
+        "127.0.0.1:0".parse().unwrap(),
+        TcpSettings::new(Some("ev".into())),
+        merge.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let rx = merge.subscribe();
+    let rec = recording();
+    let pusher = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            replay::push_to(
+                addr,
+                &rec,
+                ReplaySettings {
+                    speed: SPEED,
+                    looped: false,
+                },
+                &shutdown,
+            )
+            .await
+        })
+    };
+    let seen = collect_oncourse(
+        rx,
+        Instant::now() + Duration::from_secs_f64(248.0 / SPEED + 3.0),
+    )
+    .await;
+    pusher.await.unwrap().unwrap();
+    assert!(
+        is_subsequence(&expected_states(), &seen),
+        "on-course states: {seen:?}"
+    );
+    assert_recording_results(&merge);
+    assert_eq!(status.lock().unwrap().frames_total, 1051);
+    shutdown.cancel();
+}
+
+async fn replay_fast(merge: &MergeHandle) {
+    let shutdown = Shutdown::new();
+    let (status, addr, _task) = tcp::spawn_listen(
+        "127.0.0.1:0".parse().unwrap(),
+        TcpSettings::new(Some("ev".into())),
+        merge.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    replay::push_to(
+        addr,
+        &recording(),
+        ReplaySettings {
+            speed: 0.0,
+            looped: false,
+        },
+        &shutdown,
+    )
+    .await
+    .unwrap();
+    let st = status.clone();
+    wait_until("all frames processed", Duration::from_secs(30), move || {
+        st.lock().unwrap().frames_total == 1051
+    })
+    .await;
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn tcp_wins_keeps_the_replayed_results_over_the_older_export() {
+    let (_dir, merge) = daemon(MergeStrategy::TcpWins).await;
+    replay_fast(&merge).await;
+    assert_recording_results(&merge);
+    import(&merge).await;
+    assert_recording_results(&merge);
+}
+
+#[tokio::test]
+async fn xml_wins_brings_the_export_values_back() {
+    let (_dir, merge) = daemon(MergeStrategy::XmlWins).await;
+    replay_fast(&merge).await;
+    assert_recording_results(&merge);
+    import(&merge).await;
+    assert_eq!(
+        run(&merge, "30034.K1M_ST"),
+        (Some(90_350), Some(56), Some(146_350))
+    );
+    // Bib 10 has no second run in the export.
+    assert_eq!(run(&merge, "36019.K1M_ST"), (None, None, None));
+}
+
+/// A fake Canoe123 that sends TimeOfDay frames every 100 ms, counting connections.
+async fn heartbeat_server(
+    listener: TcpListener,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Shutdown,
+) {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let (mut s, _) = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = listener.accept() => a.unwrap(),
+        };
+        connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let frame =
+                    b"<Canoe123 System=\"Main\"><TimeOfDay>19:04:20</TimeOfDay></Canoe123>|";
+                if s.write_all(frame).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        });
+    }
+}
+
+fn state(status: &SharedSourceStatus) -> &'static str {
+    status.lock().unwrap().state
+}
+
+#[tokio::test]
+async fn reconnects_after_the_server_restarts() {
+    let (_dir, merge) = daemon(MergeStrategy::TcpWins).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = Shutdown::new();
+    tokio::spawn(heartbeat_server(listener, conns.clone(), server.clone()));
+    let shutdown = Shutdown::new();
+    let mut settings = TcpSettings::new(Some("ev".into()));
+    settings.backoff_min = Duration::from_millis(100);
+    settings.backoff_max = Duration::from_millis(400);
+    let (status, _task) =
+        tcp::spawn_connect(addr.to_string(), settings, merge.clone(), shutdown.clone());
+    let st = status.clone();
+    wait_until("connected", Duration::from_secs(10), move || {
+        state(&st) == "connected"
+    })
+    .await;
+
+    // Kill the fake Canoe123 (listener and connections), then start it again on the same port.
+    server.cancel();
+    let st = status.clone();
+    wait_until("noticed the loss", Duration::from_secs(10), move || {
+        state(&st) != "connected"
+    })
+    .await;
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let server2 = Shutdown::new();
+    tokio::spawn(heartbeat_server(listener, conns.clone(), server2.clone()));
+    let st = status.clone();
+    wait_until("reconnected", Duration::from_secs(10), move || {
+        state(&st) == "connected" && st.lock().unwrap().connections >= 2
+    })
+    .await;
+    assert!(
+        status
+            .lock()
+            .unwrap()
+            .frames_by_type
+            .get("TimeOfDay")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+    shutdown.cancel();
+    server2.cancel();
+}
+
+#[tokio::test]
+async fn a_silent_source_is_reconnected() {
+    let (_dir, merge) = daemon(MergeStrategy::TcpWins).await;
+    // Accepts and then never sends a byte.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let a = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    let shutdown = Shutdown::new();
+    let mut settings = TcpSettings::new(Some("ev".into()));
+    settings.silence = Duration::from_millis(300);
+    settings.backoff_min = Duration::from_millis(50);
+    let (status, _task) = tcp::spawn_connect(addr.to_string(), settings, merge, shutdown.clone());
+    let acc = accepted.clone();
+    wait_until(
+        "a second connection after silence",
+        Duration::from_secs(10),
+        move || acc.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+    )
+    .await;
+    let err = status
+        .lock()
+        .unwrap()
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(err.contains("no frame"), "{err}");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn garbage_and_oversized_frames_do_not_stop_the_daemon() {
+    use tokio::io::AsyncWriteExt;
+    let (_dir, merge) = daemon(MergeStrategy::TcpWins).await;
+    let shutdown = Shutdown::new();
+    let mut settings = TcpSettings::new(Some("ev".into()));
+    settings.max_frame = 64 * 1024;
+    let (status, addr, _task) = tcp::spawn_listen(
+        "127.0.0.1:0".parse().unwrap(),
+        settings,
+        merge.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let seq = merge.snapshot().event("ev").unwrap().header.seq;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"\xff\xfe garbage|<not-canoe123/>|<Canoe123 System=\"Main\"><OnCourse Total=\"x\"|",
+    )
+    .await
+    .unwrap();
+    // 1 MB without a delimiter: over the 64 KiB limit, the connection is dropped.
+    let big = vec![b'a'; 1024 * 1024];
+    let _ = s.write_all(&big).await;
+    let st = status.clone();
+    wait_until("errors counted", Duration::from_secs(10), move || {
+        let s = st.lock().unwrap();
+        s.parse_errors >= 3
+            && s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("stream error"))
+    })
+    .await;
+    assert_eq!(
+        merge.snapshot().event("ev").unwrap().header.seq,
+        seq,
+        "nothing changed"
+    );
+    // Still accepting: a good frame on a new connection is processed.
+    let mut s2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s2.write_all(b"<Canoe123 System=\"Main\"><TimeOfDay>10:00:00</TimeOfDay></Canoe123>|")
+        .await
+        .unwrap();
+    let st = status.clone();
+    wait_until("good frame", Duration::from_secs(10), move || {
+        st.lock().unwrap().frames_total >= 1
+    })
+    .await;
+    shutdown.cancel();
+}
