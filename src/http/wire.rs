@@ -523,21 +523,36 @@ fn best_run_rows(
             row.and_then(|r| r.bib).unwrap_or(u32::MAX),
         )
     };
+    // Ties on totalTotal are broken by the other run (ICF rule, as Canoe123 ranks them:
+    // `TotalRnk` gives distinct ranks when the other runs differ).
+    let tie_key = |c: &Combined<'_>| -> (bool, Option<i64>) {
+        let other = match c.better_run_nr {
+            Some(1) => c.br2.filter(|r| r.status.is_none()).and(c.br2_total_ms),
+            Some(2) => c
+                .br1
+                .filter(|r| r.status.is_none())
+                .and_then(|r| r.total_ms),
+            _ => None,
+        };
+        (other.is_none(), other)
+    };
     combined.sort_by(|a, b| {
         (
             a.total_total_ms.is_none(),
             a.total_total_ms,
+            tie_key(a),
             start_key(a),
             a.participant_id,
         )
             .cmp(&(
                 b.total_total_ms.is_none(),
                 b.total_total_ms,
+                tie_key(b),
                 start_key(b),
                 b.participant_id,
             ))
     });
-    // Overall and per-category ranks over totalTotal.
+    // Overall and per-category ranks over (totalTotal, other run); equal keys share a rank.
     let ranks = |items: &[&Combined<'_>]| -> Vec<(Option<i32>, Option<String>)> {
         let leader = items.iter().find_map(|c| c.total_total_ms);
         let mut rank = 0;
@@ -547,9 +562,10 @@ fn best_run_rows(
             .enumerate()
             .map(|(i, c)| match (c.total_total_ms, leader) {
                 (Some(t), Some(l)) => {
-                    if prev != Some(t) {
+                    let key = (t, tie_key(c));
+                    if prev != Some(key) {
                         rank = i as i32 + 1;
-                        prev = Some(t);
+                        prev = Some(key);
                     }
                     (Some(rank), Some(behind(t, l)))
                 }
