@@ -169,19 +169,55 @@ pub async fn serve(config: ServeConfig) -> Result<(), DaemonError> {
 
 /// Starts everything; returns once the API is listening.
 pub async fn start(config: &ServeConfig, shutdown: &Shutdown) -> Result<Running, DaemonError> {
+    let settings = http_settings(config);
+    settings
+        .validate()
+        .map_err(|e| DaemonError::Config(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: config.listen,
+            source,
+        })?;
     let (merge, merge_task, ticker) = start_core(config, shutdown)?;
     let inputs = start_inputs(config, &merge, shutdown).await?;
     let mut tasks = inputs.tasks;
     tasks.push(ticker);
+    let status = crate::ingest::InputStatus {
+        watcher: inputs.watcher.clone(),
+        sources: inputs.sources.clone(),
+    };
+    let state = crate::http::AppState::with_inputs(merge.clone(), settings, status);
+    let http_shutdown = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = crate::http::serve(listener, state, http_shutdown).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    }));
     Ok(Running {
         merge,
         merge_task,
-        local_addr: None,
+        local_addr: Some(local_addr),
         tasks,
         watcher: inputs.watcher,
         sources: inputs.sources,
         tcp_listen_addr: inputs.tcp_listen_addr,
     })
+}
+
+/// HTTP settings from the daemon's configuration.
+pub fn http_settings(config: &ServeConfig) -> crate::http::HttpSettings {
+    crate::http::HttpSettings {
+        master_keys: config.master_keys.clone(),
+        dev: config.dev,
+        ..crate::http::HttpSettings::default()
+    }
 }
 
 /// Stops inputs first, then lets the merge loop finish what is in flight and checkpoint.

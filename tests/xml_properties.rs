@@ -8,7 +8,11 @@ use c123_live::xml::parse_export;
 fn fixture() -> &'static [u8] {
     static XML: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     XML.get_or_init(|| {
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/jarni-2024.xml")).unwrap()
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/jarni-2024.xml"
+        ))
+        .unwrap()
     })
 }
 
@@ -19,7 +23,10 @@ fn prefix() -> Vec<u8> {
     let mut v = x[..cut].to_vec();
     // Close the document after the last complete row so the unmodified prefix is valid.
     let text = String::from_utf8_lossy(&v).into_owned();
-    let end = text.rfind("</Participants>").map(|i| i + "</Participants>".len()).unwrap_or(0);
+    let end = text
+        .rfind("</Participants>")
+        .map(|i| i + "</Participants>".len())
+        .unwrap_or(0);
     v.truncate(end);
     v.extend_from_slice(b"\n</Canoe123Data>");
     v

@@ -9,6 +9,13 @@ pub mod watch;
 
 use std::path::Path;
 
+/// What the inputs report to operators (`/api/v1/admin/status`, `/metrics`).
+#[derive(Clone, Default)]
+pub struct InputStatus {
+    pub watcher: Option<watch::SharedWatcherStatus>,
+    pub sources: Vec<tcp::SharedSourceStatus>,
+}
+
 use crate::merge::{Input, MergeError, MergeHandle, Outcome, XmlOrigin, XmlTarget};
 use crate::xml::{parse_export, XmlError, MAX_EXPORT_BYTES};
 

@@ -134,7 +134,7 @@ pub struct MergeHandle {
 }
 
 /// Counters the loop keeps for `/metrics`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LoopStats {
     pub applied: std::sync::atomic::AtomicU64,
     pub rejected: std::sync::atomic::AtomicU64,
@@ -143,6 +143,24 @@ pub struct LoopStats {
     pub commit_micros: std::sync::atomic::AtomicU64,
     pub commits: std::sync::atomic::AtomicU64,
     pub running: AtomicBool,
+    /// Commit durations in seconds.
+    pub commit_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for LoopStats {
+    fn default() -> Self {
+        LoopStats {
+            applied: Default::default(),
+            rejected: Default::default(),
+            store_errors: Default::default(),
+            commit_micros: Default::default(),
+            commits: Default::default(),
+            running: Default::default(),
+            commit_seconds: prometheus_client::metrics::histogram::Histogram::new([
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+        }
+    }
 }
 
 impl MergeHandle {
@@ -476,11 +494,17 @@ impl MergeLoop {
             .max()
             .unwrap_or(0)
             + 1;
+        // Only an admin create passes dates here; they bound the API key for good.
+        let key_dates = crate::model::KeyDates {
+            start_date: meta.start_date.clone(),
+            end_date: meta.end_date.clone(),
+        };
         EventHeader {
             id,
             event_id,
             xml_event_id: None,
             meta,
+            key_dates,
             status: EventStatus::Draft,
             status_changed_at: None,
             api_key,
@@ -608,9 +632,11 @@ impl MergeLoop {
             .store
             .commit(&pairs, &stamp)
             .map_err(|e| MergeError::Store(e.to_string()))?;
+        let took = started.elapsed();
         self.stats
             .commit_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.stats.commit_seconds.observe(took.as_secs_f64());
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
 
         let mut events = self.state.events.clone();

@@ -1,0 +1,315 @@
+//! Prometheus metrics (`GET /metrics`, text exposition format via `prometheus-client`).
+//!
+//! - `http_requests_total{route,method,status}`: `route` is the route template, so the label
+//!   set stays bounded whatever URLs clients send.
+//! - `ingest_inputs_total{kind,outcome}`: ingest API inputs by kind (xml, oncourse, results)
+//!   and outcome (applied, ignored, rejected, forbidden, error).
+//! - `merge_commits_total`, `merge_commit_seconds_total`, `merge_inputs_applied_total`,
+//!   `merge_inputs_rejected_total`, `merge_store_errors_total`: from the merge loop's stats.
+//! - `snapshot_age_seconds`: time since the last commit (how stale reads are).
+//! - `http_connections_open`.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
+
+use crate::merge::MergeHandle;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: &'static str,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IngestLabels {
+    pub kind: &'static str,
+    pub outcome: &'static str,
+}
+
+/// Shared by all connections; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub requests: Family<RequestLabels, Counter>,
+    pub ingest: Family<IngestLabels, Counter>,
+    pub connections: Gauge<i64, AtomicI64>,
+}
+
+struct MergeCollector {
+    merge: MergeHandle,
+}
+
+impl std::fmt::Debug for MergeCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MergeCollector")
+    }
+}
+
+impl Collector for MergeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.merge.stats();
+        let counters: [(&str, &str, f64); 5] = [
+            (
+                "merge_commits",
+                "SQLite commits by the merge loop",
+                s.commits.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "merge_commit_seconds",
+                "Time spent in merge-loop commits (divide by merge_commits_total for the mean)",
+                s.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            ),
+            (
+                "merge_inputs_applied",
+                "Inputs applied",
+                s.applied.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "merge_inputs_rejected",
+                "Inputs refused (nothing written)",
+                s.rejected.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "merge_store_errors",
+                "Inputs that failed in storage",
+                s.store_errors.load(Ordering::Relaxed) as f64,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let c = ConstCounter::new(v);
+            let m = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+            c.encode(m)?;
+        }
+        let age = self.merge.snapshot().committed_at.elapsed().as_secs_f64();
+        let g = ConstGauge::new(age);
+        let m = encoder.encode_descriptor(
+            "snapshot_age_seconds",
+            "Seconds since the read snapshot was last replaced by a commit",
+            None,
+            g.metric_type(),
+        )?;
+        g.encode(m)?;
+        let up = ConstGauge::new(i64::from(self.merge.is_running()));
+        let m = encoder.encode_descriptor(
+            "merge_loop_running",
+            "1 while the merge loop runs",
+            None,
+            up.metric_type(),
+        )?;
+        up.encode(m)?;
+        Ok(())
+    }
+}
+
+/// A per-source metric: name, help, value, counter (else gauge).
+type SourceMetric = (
+    &'static str,
+    &'static str,
+    fn(&crate::ingest::tcp::SourceStatus) -> f64,
+    bool,
+);
+
+struct InputsCollector {
+    inputs: crate::ingest::InputStatus,
+}
+
+impl std::fmt::Debug for InputsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InputsCollector")
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FrameLabels {
+    source: String,
+    kind: String,
+}
+
+impl Collector for InputsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sources: Vec<crate::ingest::tcp::SourceStatus> = self
+            .inputs
+            .sources
+            .iter()
+            .filter_map(|s| s.lock().ok().map(|s| s.report()))
+            .collect();
+        let per_source: [SourceMetric; 5] = [
+            (
+                "c123_source_connected",
+                "1 while a Canoe123 source is connected",
+                |s| f64::from(u8::from(s.state == "connected")),
+                false,
+            ),
+            (
+                "c123_source_parse_errors",
+                "Frames that could not be parsed",
+                |s| s.parse_errors as f64,
+                true,
+            ),
+            (
+                "c123_source_connections",
+                "Connections made or accepted",
+                |s| s.connections as f64,
+                true,
+            ),
+            (
+                "c123_source_unknown_athletes",
+                "TCP riders or rows for athletes the export does not know",
+                |s| s.unused.unknown_athletes as f64,
+                true,
+            ),
+            (
+                "c123_source_last_frame_age_seconds",
+                "Seconds since the last frame",
+                |s| {
+                    s.last_frame_age_ms
+                        .map_or(f64::NAN, |ms| ms as f64 / 1000.0)
+                },
+                false,
+            ),
+        ];
+        for (name, help, value, counter) in per_source {
+            let mut m = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                if counter {
+                    prometheus_client::metrics::MetricType::Counter
+                } else {
+                    prometheus_client::metrics::MetricType::Gauge
+                },
+            )?;
+            for s in &sources {
+                let labels = SourceLabels {
+                    source: format!("{}:{}", s.mode, s.address),
+                };
+                let enc = m.encode_family(&labels)?;
+                if counter {
+                    ConstCounter::new(value(s)).encode(enc)?;
+                } else {
+                    ConstGauge::new(value(s)).encode(enc)?;
+                }
+            }
+        }
+        let mut m = encoder.encode_descriptor(
+            "c123_source_frames",
+            "Frames received by message type",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for s in &sources {
+            for (kind, n) in &s.frames_by_type {
+                let labels = FrameLabels {
+                    source: format!("{}:{}", s.mode, s.address),
+                    kind: kind.clone(),
+                };
+                ConstCounter::new(*n as f64).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        if let Some(w) = self
+            .inputs
+            .watcher
+            .as_ref()
+            .and_then(|w| w.lock().ok().map(|w| w.clone()))
+        {
+            let c = ConstCounter::new(w.imports as f64);
+            c.encode(encoder.encode_descriptor(
+                "xml_watcher_imports",
+                "Exports imported from the watched folder",
+                None,
+                c.metric_type(),
+            )?)?;
+            let g = ConstGauge::new(i64::from(w.last_error.is_some()));
+            g.encode(encoder.encode_descriptor(
+                "xml_watcher_has_error",
+                "1 if the last file looked at could not be imported",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Metrics {
+    pub fn new(merge: &MergeHandle, inputs: &crate::ingest::InputStatus) -> Metrics {
+        let mut registry = Registry::default();
+        registry.register(
+            "merge_commit_latency_seconds",
+            "Duration of each merge-loop commit (SQLite transaction)",
+            merge.stats().commit_seconds.clone(),
+        );
+        registry.register_collector(Box::new(InputsCollector {
+            inputs: inputs.clone(),
+        }));
+        let requests = Family::<RequestLabels, Counter>::default();
+        let ingest = Family::<IngestLabels, Counter>::default();
+        let connections = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route template, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "ingest_inputs",
+            "Ingest API inputs by kind and outcome",
+            ingest.clone(),
+        );
+        registry.register(
+            "http_connections_open",
+            "Open HTTP connections",
+            connections.clone(),
+        );
+        registry.register_collector(Box::new(MergeCollector {
+            merge: merge.clone(),
+        }));
+        Metrics {
+            registry: Arc::new(registry),
+            requests,
+            ingest,
+            connections,
+        }
+    }
+
+    pub fn request(&self, route: &'static str, method: &str, status: u16) {
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PATCH" | "DELETE" | "PUT" | "OPTIONS" => method.to_owned(),
+            _ => "OTHER".to_owned(),
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+    }
+
+    pub fn ingest(&self, kind: &'static str, outcome: &'static str) {
+        self.ingest
+            .get_or_create(&IngestLabels { kind, outcome })
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
