@@ -137,6 +137,12 @@ pub struct DemoArgs {
     /// Address of the HTTP/WebSocket API.
     #[arg(long, default_value = "127.0.0.1:8080", env = "C123_LIVE_LISTEN")]
     pub listen: SocketAddr,
+    /// Playback speed of the bundled recording (1 = real time).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Database file (default: a new temporary one, removed at exit).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
 }
 
 fn parse_strategy(s: &str) -> Result<MergeStrategy, String> {

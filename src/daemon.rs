@@ -258,13 +258,13 @@ pub async fn demo(args: crate::config::DemoArgs) -> Result<(), DaemonError> {
         fake,
         recording,
         crate::ingest::replay::ReplaySettings {
-            speed: 1.0,
+            speed: args.speed,
             looped: true,
         },
         shutdown.clone(),
     ));
     let config = ServeConfig {
-        db: dir.join("demo.db"),
+        db: args.db.clone().unwrap_or_else(|| dir.join("demo.db")),
         synchronous: crate::store::Synchronous::Off,
         listen: args.listen,
         event: Some(DEMO_EVENT.into()),
