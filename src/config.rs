@@ -42,7 +42,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Import one XML export into the database and print what was imported.
     Import {
         /// The Canoe123 XML export.
@@ -130,6 +130,24 @@ pub struct ServeArgs {
     /// Derive the event's lifecycle state from the TCP schedule (forward only).
     #[arg(long, env = "C123_LIVE_AUTO_STATUS")]
     pub auto_status: bool,
+    /// Cap the database at this many MB: past it, inputs are refused (503) and nothing is
+    /// lost, as on a full disk, while reads go on [default: no cap].
+    #[arg(long, env = "C123_LIVE_MAX_DB_SIZE")]
+    pub max_db_size: Option<u64>,
+    /// Open HTTP connections per client address at most [default: 256]; 0 = no cap.
+    #[arg(long, env = "C123_LIVE_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// WebSocket clients per client address at most [default: 64]; 0 = no cap.
+    #[arg(long, env = "C123_LIVE_MAX_WS_PER_IP")]
+    pub max_ws_per_ip: Option<usize>,
+    /// A reverse proxy whose X-Forwarded-For is believed (repeatable). From any other peer
+    /// the header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "C123_LIVE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -167,6 +185,10 @@ pub struct FileConfig {
     pub tcp_listen: Option<SocketAddr>,
     pub tcp_allow: Option<Vec<std::net::IpAddr>>,
     pub auto_status: Option<bool>,
+    pub max_db_size: Option<u64>,
+    pub max_connections_per_ip: Option<usize>,
+    pub max_ws_per_ip: Option<usize>,
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +236,11 @@ pub struct ServeConfig {
     pub tcp_listen: Option<SocketAddr>,
     pub tcp_allow: Vec<std::net::IpAddr>,
     pub auto_status: bool,
+    /// Database size cap in bytes (`--max-db-size` is in MB).
+    pub max_db_bytes: Option<u64>,
+    pub max_connections_per_ip: usize,
+    pub max_ws_per_ip: usize,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// `$STATE_DIRECTORY/c123-live.db` under systemd (`StateDirectory=`), else `./c123-live.db`.
@@ -297,6 +324,28 @@ impl ServeConfig {
                 args.tcp_allow.clone()
             },
             auto_status: args.auto_status || file.auto_status.unwrap_or(false),
+            max_db_bytes: match args.max_db_size.or(file.max_db_size) {
+                None => None,
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "max-db-size 0: expected megabytes, at least 1".into(),
+                    ))
+                }
+                Some(mb) => Some(mb.saturating_mul(1024 * 1024)),
+            },
+            max_connections_per_ip: args
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(crate::http::DEFAULT_MAX_CONNECTIONS_PER_IP),
+            max_ws_per_ip: args
+                .max_ws_per_ip
+                .or(file.max_ws_per_ip)
+                .unwrap_or(crate::http::DEFAULT_MAX_WS_PER_IP),
+            trusted_proxies: if args.trusted_proxies.is_empty() {
+                file.trusted_proxies.clone().unwrap_or_default()
+            } else {
+                args.trusted_proxies.clone()
+            },
         })
     }
 }

@@ -54,11 +54,20 @@ pub fn start_core(
             source: StoreError::Corrupt(format!("cannot create folder: {e}")),
         })?;
     }
-    let store =
+    let mut store =
         Store::open(&config.db, config.synchronous).map_err(|source| DaemonError::Store {
             path: config.db.display().to_string(),
             source,
         })?;
+    if let Some(bytes) = config.max_db_bytes {
+        let set = store
+            .set_max_size(Some(bytes))
+            .map_err(|source| DaemonError::Store {
+                path: config.db.display().to_string(),
+                source,
+            })?;
+        tracing::info!(max_bytes = set, "database size capped");
+    }
     let settings = MergeSettings {
         default_strategy: config.merge_strategy,
         ..MergeSettings::default()
@@ -216,6 +225,9 @@ pub fn http_settings(config: &ServeConfig) -> crate::http::HttpSettings {
     crate::http::HttpSettings {
         master_keys: config.master_keys.clone(),
         dev: config.dev,
+        max_connections_per_ip: config.max_connections_per_ip,
+        max_ws_per_ip: config.max_ws_per_ip,
+        trusted_proxies: config.trusted_proxies.clone(),
         ..crate::http::HttpSettings::default()
     }
 }
@@ -277,6 +289,10 @@ pub async fn demo(args: crate::config::DemoArgs) -> Result<(), DaemonError> {
         tcp_listen: None,
         tcp_allow: Vec::new(),
         auto_status: false,
+        max_db_bytes: None,
+        max_connections_per_ip: crate::http::DEFAULT_MAX_CONNECTIONS_PER_IP,
+        max_ws_per_ip: crate::http::DEFAULT_MAX_WS_PER_IP,
+        trusted_proxies: Vec::new(),
     };
     let mut running = start(&config, &shutdown).await?;
     prepare_demo_event(&running.merge).await?;

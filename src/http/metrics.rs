@@ -7,7 +7,7 @@
 //! - `merge_commits_total`, `merge_commit_seconds_total`, `merge_inputs_applied_total`,
 //!   `merge_inputs_rejected_total`, `merge_store_errors_total`: from the merge loop's stats.
 //! - `snapshot_age_seconds`: time since the last commit (how stale reads are).
-//! - `http_connections_open`.
+//! - `http_connections_open`, `http_connections_refused_total`.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -41,6 +41,8 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub ingest: Family<IngestLabels, Counter>,
     pub connections: Gauge<i64, AtomicI64>,
+    /// Connections refused (global or per-address limit).
+    pub refused: Counter,
 }
 
 struct MergeCollector {
@@ -258,6 +260,12 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let ingest = Family::<IngestLabels, Counter>::default();
         let connections = Gauge::<i64, AtomicI64>::default();
+        let refused = Counter::default();
+        registry.register(
+            "http_connections_refused",
+            "HTTP connections refused by the global or the per-address limit",
+            refused.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route template, method and status",
@@ -281,7 +289,12 @@ impl Metrics {
             requests,
             ingest,
             connections,
+            refused,
         }
+    }
+
+    pub fn refused_connection(&self) {
+        self.refused.inc();
     }
 
     pub fn request(&self, route: &'static str, method: &str, status: u16) {

@@ -16,7 +16,9 @@ pub mod metrics;
 pub mod routes;
 pub mod wire;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +31,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::merge::MergeHandle;
 use crate::shutdown::Shutdown;
 pub use metrics::Metrics;
+
+/// Default of [`HttpSettings::max_connections_per_ip`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+/// Default of [`HttpSettings::max_ws_per_ip`].
+pub const DEFAULT_MAX_WS_PER_IP: usize = 64;
+/// The largest request head (request line and headers) a client may send; hyper answers
+/// `431` beyond it (it is hyper's read buffer size).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -47,6 +57,15 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// On shutdown, in-flight requests get this long to finish.
     pub shutdown_grace: Duration,
+    /// Open connections from one client address at most (0: no cap). Connections from a
+    /// trusted proxy are not capped per address (they carry many clients); only
+    /// `max_connections` bounds them.
+    pub max_connections_per_ip: usize,
+    /// WebSocket clients per client address at most (0: no cap); the client address is the
+    /// one [`client_ip`] gives. Enforced by the WebSocket hub.
+    pub max_ws_per_ip: usize,
+    /// Peers whose `X-Forwarded-For` is believed. From anyone else the header is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for HttpSettings {
@@ -59,9 +78,108 @@ impl Default for HttpSettings {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             shutdown_grace: Duration::from_secs(10),
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_ws_per_ip: DEFAULT_MAX_WS_PER_IP,
+            trusted_proxies: Vec::new(),
         }
     }
 }
+
+/// `::ffff:1.2.3.4` is `1.2.3.4`.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// The client's address: the TCP peer, unless the peer is a trusted proxy; then the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries further left
+/// were written by the client and prove nothing). An unparseable entry stops the walk and the
+/// last trusted hop is used. Pure (fuzzed with the request-target parser).
+pub fn client_ip<'a>(
+    peer: IpAddr,
+    forwarded_for: impl IntoIterator<Item = &'a [u8]>,
+    trusted: &[IpAddr],
+) -> IpAddr {
+    let peer = canonical_ip(peer);
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|t| canonical_ip(*t) == ip);
+    if !is_trusted(peer) {
+        return peer;
+    }
+    // Several header lines are one comma-separated list, in order.
+    let mut hops: Vec<&[u8]> = Vec::new();
+    for value in forwarded_for {
+        hops.extend(value.split(|b| *b == b','));
+    }
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Some(ip) = std::str::from_utf8(hop)
+            .ok()
+            .map(str::trim)
+            .and_then(|t| t.parse::<IpAddr>().ok())
+            .map(canonical_ip)
+        else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// Counts open connections per client address.
+#[derive(Debug, Default)]
+pub struct PerIp {
+    open: std::sync::Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One counted connection; uncounted on drop.
+#[derive(Debug)]
+pub struct PerIpSlot {
+    table: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    /// Counts one more connection of `ip`, unless `cap` (> 0) are already open.
+    pub fn try_acquire(table: &Arc<PerIp>, ip: IpAddr, cap: usize) -> Option<PerIpSlot> {
+        let mut open = table.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if cap > 0 && *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(PerIpSlot {
+            table: Arc::clone(table),
+            ip,
+        })
+    }
+
+    /// Connections open from `ip` now.
+    pub fn open(&self, ip: IpAddr) -> usize {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(&ip).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for PerIpSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Per-request extension: the client's address as [`client_ip`] resolved it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
@@ -142,13 +260,14 @@ pub async fn serve(
         .min(Semaphore::MAX_PERMITS)
         .min(u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(max));
+    let per_ip = Arc::new(PerIp::default());
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
             a = listener.accept() => a,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
@@ -157,16 +276,35 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
+        let peer_ip = canonical_ip(peer.ip());
+        let proxied = state
+            .settings
+            .trusted_proxies
+            .iter()
+            .any(|t| canonical_ip(*t) == peer_ip);
+        let cap = if proxied {
+            0
+        } else {
+            state.settings.max_connections_per_ip
+        };
+        let Some(slot) = PerIp::try_acquire(&per_ip, peer_ip, cap) else {
+            tracing::debug!(peer = %peer_ip, "connection refused: per-address limit");
+            state.metrics.refused_connection();
+            tokio::spawn(refuse_connection(stream));
+            continue;
+        };
         match Arc::clone(&permits).try_acquire_owned() {
             Ok(permit) => {
                 tokio::spawn(serve_connection(
                     stream,
+                    peer_ip,
                     state.clone(),
                     shutdown.clone(),
-                    permit,
+                    (permit, slot),
                 ));
             }
             Err(_) => {
+                state.metrics.refused_connection();
                 tokio::spawn(refuse_connection(stream));
             }
         }
@@ -200,23 +338,41 @@ impl Drop for OpenConnection {
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: IpAddr,
     state: AppState,
     shutdown: Shutdown,
-    _permit: OwnedSemaphorePermit,
+    _permits: (OwnedSemaphorePermit, PerIpSlot),
 ) {
     state.metrics.connections.inc();
     let _open = OpenConnection(state.metrics.clone());
     let settings = Arc::clone(&state.settings);
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(routes::handle(req, state).await) }
+        let client = client_ip(
+            peer,
+            req.headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(|v| v.as_bytes()),
+            &state.settings.trusted_proxies,
+        );
+        req.extensions_mut().insert(ClientAddr(client));
+        async move {
+            let method = req.method().clone();
+            // The path only: a query string could carry anything, and headers (keys) are
+            // never logged.
+            let path = req.uri().path().to_owned();
+            let resp = routes::handle(req, state).await;
+            tracing::debug!(client = %client, %method, %path, status = resp.status().as_u16(), "request");
+            Ok::<_, Infallible>(resp)
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
         .keep_alive(true)
-        .max_buf_size(64 * 1024);
+        .max_buf_size(MAX_HEAD_BYTES);
     let conn = builder
         .serve_connection(TokioIo::new(stream), svc)
         .with_upgrades();

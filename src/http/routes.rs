@@ -129,6 +129,9 @@ async fn dispatch(req: Request<Incoming>, state: &AppState) -> (&'static str, Re
             }
             ["admin", "events"] if get => ("/api/v1/admin/events", admin_list(&req, state)),
             ["admin", "status"] if get => ("/api/v1/admin/status", admin_status(&req, state)),
+            ["admin", "storage"] if method == Method::PUT => {
+                ("/api/v1/admin/storage", set_storage(req, state).await)
+            }
             ["admin", "events", id] if method == Method::DELETE => (
                 "/api/v1/admin/events/{eventId}",
                 delete_event(&req, state, id).await,
@@ -283,13 +286,18 @@ fn explicit<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 // Health and metrics
 
 fn readyz(state: &AppState) -> Res {
-    if state.merge.is_running() {
-        ok(&serde_json::json!({"status": "ready"}))
-    } else {
+    if !state.merge.is_running() {
         Err(ApiError::new(
             ErrorCode::Unavailable,
             "The merge loop is not running",
         ))
+    } else if state.merge.last_commit_failed() {
+        Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "The last commit failed (disk full or --max-db-size reached?); reads are served, writes are refused until a commit succeeds",
+        ))
+    } else {
+        ok(&serde_json::json!({"status": "ready"}))
     }
 }
 
@@ -547,6 +555,7 @@ fn admin_status(req: &Request<Incoming>, state: &AppState) -> Res {
     let snap = state.merge.snapshot();
     ok(&serde_json::json!({
         "mergeLoopRunning": state.merge.is_running(),
+        "lastCommitFailed": state.merge.last_commit_failed(),
         "snapshotAgeMs": snap.committed_at.elapsed().as_millis() as u64,
         "epoch": snap.epoch,
         "events": snap.events.values().map(|e| serde_json::json!({
@@ -559,6 +568,54 @@ fn admin_status(req: &Request<Incoming>, state: &AppState) -> Res {
         "tcpSources": sources,
         "xmlWatcher": watcher,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StorageBody {
+    /// The new database size cap in MB; `null` lifts it. Required.
+    #[serde(default, deserialize_with = "explicit")]
+    max_db_size_mb: Option<Option<u64>>,
+}
+
+impl StorageBody {
+    /// The cap in MB; `None`: no cap.
+    pub fn max_db_size_mb(&self) -> Option<u64> {
+        self.max_db_size_mb.flatten()
+    }
+}
+
+/// `PUT /api/v1/admin/storage` `{"maxDbSizeMb": N|null}`: changes the `--max-db-size` cap at
+/// runtime (X-Master-Key), so refused inputs apply again without a restart.
+async fn set_storage(req: Request<Incoming>, state: &AppState) -> Res {
+    check_master(
+        req.headers(),
+        &state.settings.master_keys,
+        state.settings.dev,
+    )?;
+    let (_, body) = read_body(req, state.settings.body_limit).await?;
+    let b = parse_storage_body(&body)?;
+    match state
+        .merge
+        .send(Input::Admin(AdminCommand::SetStorageLimit {
+            max_bytes: b.max_db_size_mb().map(|mb| mb.saturating_mul(1024 * 1024)),
+        }))
+        .await?
+    {
+        Outcome::StorageLimit { max_bytes } => ok(&serde_json::json!({ "maxDbBytes": max_bytes })),
+        _ => Err(unexpected()),
+    }
+}
+
+/// The body of `PUT /api/v1/admin/storage`, validated.
+pub fn parse_storage_body(bytes: &[u8]) -> Result<StorageBody, ApiError> {
+    let b: StorageBody = decode(bytes)?;
+    match b.max_db_size_mb {
+        None => return Err(ApiError::invalid("Missing required field: maxDbSizeMb")),
+        Some(Some(0)) => return Err(ApiError::invalid("maxDbSizeMb: must be at least 1")),
+        _ => {}
+    }
+    Ok(b)
 }
 
 fn admin_list(req: &Request<Incoming>, state: &AppState) -> Res {

@@ -71,6 +71,11 @@ pub enum AdminCommand {
         event_id: String,
         config: EventConfig,
     },
+    /// Operator: change the database size cap (`--max-db-size`) at runtime, e.g. to let
+    /// inputs apply again after the cap was reached. `None` lifts the cap.
+    SetStorageLimit {
+        max_bytes: Option<u64>,
+    },
 }
 
 /// One cause of change.
@@ -111,6 +116,7 @@ impl Input {
             Input::Admin(AdminCommand::DeleteEvent { .. }) => "admin_delete",
             Input::Admin(AdminCommand::Transition { .. }) => "admin_status",
             Input::Admin(AdminCommand::SetConfig { .. }) => "admin_config",
+            Input::Admin(AdminCommand::SetStorageLimit { .. }) => "admin_storage",
             Input::Tick => "tick",
         }
     }
@@ -155,6 +161,10 @@ pub enum Outcome {
     ConfigSet {
         event_id: String,
         config: EventConfig,
+    },
+    /// The effective database size cap in bytes.
+    StorageLimit {
+        max_bytes: u64,
     },
     Ticked,
 }

@@ -143,6 +143,9 @@ pub struct LoopStats {
     pub commit_micros: std::sync::atomic::AtomicU64,
     pub commits: std::sync::atomic::AtomicU64,
     pub running: AtomicBool,
+    /// The last commit attempt failed (disk full, `--max-db-size` reached, I/O error);
+    /// cleared by the next successful commit. `/readyz` reports not-ready while it is set.
+    pub last_commit_failed: AtomicBool,
     /// Commit durations in seconds.
     pub commit_seconds: prometheus_client::metrics::histogram::Histogram,
 }
@@ -156,6 +159,7 @@ impl Default for LoopStats {
             commit_micros: Default::default(),
             commits: Default::default(),
             running: Default::default(),
+            last_commit_failed: Default::default(),
             commit_seconds: prometheus_client::metrics::histogram::Histogram::new([
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
             ]),
@@ -206,6 +210,11 @@ impl MergeHandle {
 
     pub fn is_running(&self) -> bool {
         self.stats.running.load(Ordering::Relaxed)
+    }
+
+    /// The last commit attempt failed and none succeeded since.
+    pub fn last_commit_failed(&self) -> bool {
+        self.stats.last_commit_failed.load(Ordering::Relaxed)
     }
 
     /// Asks the loop to finish the input in flight, checkpoint and stop.
@@ -583,6 +592,14 @@ impl MergeLoop {
                 self.commit_events(vec![(Some(old), Some(new))])?;
                 Ok(Outcome::ConfigSet { event_id, config })
             }
+            AdminCommand::SetStorageLimit { max_bytes } => {
+                let max_bytes = self
+                    .store
+                    .set_max_size(max_bytes)
+                    .map_err(|e| MergeError::Store(e.to_string()))?;
+                tracing::info!(max_bytes, "database size cap changed");
+                Ok(Outcome::StorageLimit { max_bytes })
+            }
         }
     }
 
@@ -628,10 +645,23 @@ impl MergeLoop {
             .iter()
             .map(|(o, n, _)| (o.as_deref(), n.as_ref()))
             .collect();
-        let written = self
-            .store
-            .commit(&pairs, &stamp)
-            .map_err(|e| MergeError::Store(e.to_string()))?;
+        let written = match self.store.commit(&pairs, &stamp) {
+            Ok(w) => {
+                self.stats
+                    .last_commit_failed
+                    .store(false, Ordering::Relaxed);
+                w
+            }
+            Err(e) => {
+                self.stats.last_commit_failed.store(true, Ordering::Relaxed);
+                let msg = if e.is_full() {
+                    format!("the database is full (disk or --max-db-size): {e}")
+                } else {
+                    e.to_string()
+                };
+                return Err(MergeError::Store(msg));
+            }
+        };
         let took = started.elapsed();
         self.stats
             .commit_micros

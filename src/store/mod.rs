@@ -24,6 +24,16 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("the database file {0} is read-only; c123-live needs to write it (check its permissions and the folder's)")]
+    ReadOnly(String),
+}
+
+impl StoreError {
+    /// SQLite reported a full disk or the `--max-db-size` limit (`SQLITE_FULL`).
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DiskFull)
+    }
 }
 
 /// How hard SQLite pushes each commit to disk.
@@ -67,9 +77,49 @@ pub struct Loaded {
 
 impl Store {
     /// Opens (creating if needed) and migrates the database.
+    ///
+    /// A database file without write permission is refused with [`StoreError::ReadOnly`]
+    /// (even for root, who could write it anyway): the daemon never runs half-working on a
+    /// database it cannot commit to.
     pub fn open(path: &Path, sync: Synchronous) -> Result<Store, StoreError> {
+        let shown = || path.display().to_string();
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().readonly() {
+                return Err(StoreError::ReadOnly(shown()));
+            }
+        }
         let conn = Connection::open(path)?;
-        Store::init(conn, sync)
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(StoreError::ReadOnly(shown()));
+        }
+        Store::init(conn, sync).map_err(|e| match e {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ReadOnly
+                    || f.code == rusqlite::ErrorCode::CannotOpen =>
+            {
+                StoreError::ReadOnly(shown())
+            }
+            e => e,
+        })
+    }
+
+    /// Caps the database size (`PRAGMA max_page_count`): a commit that would grow the file
+    /// past `bytes` fails with `SQLITE_FULL` and changes nothing, exactly as a full disk
+    /// does. `None` lifts the cap. A cap below the current size holds the file at its current
+    /// size. Returns the effective cap in bytes.
+    pub fn set_max_size(&mut self, bytes: Option<u64>) -> Result<u64, StoreError> {
+        let page: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages: i64 = match bytes {
+            // SQLite's default (and maximum) page count.
+            None => 0xFFFF_FFFE,
+            Some(b) => (b / page.max(1) as u64).clamp(1, 0xFFFF_FFFE) as i64,
+        };
+        let set: i64 =
+            self.conn
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                    r.get(0)
+                })?;
+        Ok(set as u64 * page as u64)
     }
 
     /// A private in-memory database (unit tests).

@@ -68,6 +68,11 @@ pub async fn start_with(settings: HttpSettings) -> Server {
 }
 
 impl Server {
+    /// The database file of this server.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("live.db")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
