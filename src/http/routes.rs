@@ -54,8 +54,20 @@ fn ok<T: Serialize>(value: &T) -> Res {
 /// Entry point for every request.
 pub async fn handle(req: Request<Incoming>, state: AppState) -> Resp {
     let method = req.method().clone();
+    let has_body = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
     let (route, result) = dispatch(req, &state).await;
     let mut resp = result.unwrap_or_else(ApiError::into_response);
+    // An error may be answered before the body was read (401 before a 10 MiB upload); hyper
+    // then closes the connection, and a client that reuses it would lose its next request.
+    // Saying so lets the client open a new connection instead.
+    if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        resp.headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     state
         .metrics
         .request(route, method.as_str(), resp.status().as_u16());
