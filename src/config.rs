@@ -134,10 +134,11 @@ pub struct ServeArgs {
     /// lost, as on a full disk, while reads go on [default: no cap].
     #[arg(long, env = "C123_LIVE_MAX_DB_SIZE")]
     pub max_db_size: Option<u64>,
-    /// Open HTTP connections per client address at most [default: 256]; 0 = no cap.
+    /// Open HTTP connections per client address at most [default: 1000]; 0 = no cap. Keep it
+    /// high when spectators share one address (venue Wi-Fi behind NAT).
     #[arg(long, env = "C123_LIVE_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
-    /// WebSocket clients per client address at most [default: 64]; 0 = no cap.
+    /// WebSocket clients per client address at most [default: 1000]; 0 = no cap.
     #[arg(long, env = "C123_LIVE_MAX_WS_PER_IP")]
     pub max_ws_per_ip: Option<usize>,
     /// A reverse proxy whose X-Forwarded-For is believed (repeatable). From any other peer

@@ -33,9 +33,9 @@ use crate::shutdown::Shutdown;
 pub use metrics::Metrics;
 
 /// Default of [`HttpSettings::max_connections_per_ip`].
-pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1000;
 /// Default of [`HttpSettings::max_ws_per_ip`].
-pub const DEFAULT_MAX_WS_PER_IP: usize = 64;
+pub const DEFAULT_MAX_WS_PER_IP: usize = 1000;
 /// The largest request head (request line and headers) a client may send; hyper answers
 /// `431` beyond it (it is hyper's read buffer size).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
