@@ -82,7 +82,19 @@ pub async fn handle(req: Request<Incoming>, state: AppState) -> Resp {
     resp
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+/// The request path as percent-decoded segments (`/api/v1/events/a%20b` →
+/// `["api","v1","events","a b"]`); `None` when a segment is not valid percent-encoded UTF-8.
+/// Pure: the routing of every request goes through it (fuzzed).
+pub fn split_path(path: &str) -> Option<Vec<String>> {
+    path.strip_prefix('/')
+        .unwrap_or(path)
+        .split('/')
+        .map(percent_decode)
+        .collect()
+}
+
+/// Decodes `%XX` escapes; `None` for a bad escape or invalid UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -99,7 +111,8 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn query_param(req_query: Option<&str>, name: &str) -> Option<String> {
+/// The first value of `name` in a query string (`+` is a space, `%XX` decoded). Pure.
+pub fn query_param(req_query: Option<&str>, name: &str) -> Option<String> {
     for pair in req_query?.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if percent_decode(&k.replace('+', " ")).as_deref() == Some(name) {
@@ -117,13 +130,7 @@ async fn dispatch(req: Request<Incoming>, state: &AppState) -> (&'static str, Re
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let get = method == Method::GET || method == Method::HEAD;
-    let Some(segs) = path
-        .strip_prefix('/')
-        .unwrap_or(&path)
-        .split('/')
-        .map(percent_decode)
-        .collect::<Option<Vec<String>>>()
-    else {
+    let Some(segs) = split_path(&path) else {
         return (
             "unmatched",
             Err(ApiError::invalid("Path is not valid percent-encoded UTF-8")),
@@ -450,14 +457,18 @@ pub fn sniff_image(b: &[u8]) -> Option<&'static str> {
     }
 }
 
-async fn create_event(req: Request<Incoming>, state: &AppState) -> Res {
-    check_master(
-        req.headers(),
-        &state.settings.master_keys,
-        state.settings.dev,
-    )?;
-    let (_, body) = read_body(req, state.settings.body_limit).await?;
-    let b: CreateEventBody = decode(&body)?;
+/// A validated `POST /api/v1/admin/events` body.
+#[derive(Debug)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub meta: EventMeta,
+    pub image: Option<EventImage>,
+}
+
+/// The body of `POST /api/v1/admin/events`, decoded and validated (ids, dates, image).
+/// Pure (fuzzed).
+pub fn parse_create_body(body: &[u8]) -> Result<NewEvent, ApiError> {
+    let b: CreateEventBody = decode(body)?;
     let event_id = b.event_id.trim().to_owned();
     if event_id.is_empty() {
         return Err(ApiError::invalid("Missing required field: eventId"));
@@ -489,6 +500,26 @@ async fn create_event(req: Request<Incoming>, state: &AppState) -> Res {
         end_date: end_date.clone(),
         discipline: text_field("discipline", b.discipline)?,
     };
+    Ok(NewEvent {
+        event_id,
+        meta,
+        image,
+    })
+}
+
+async fn create_event(req: Request<Incoming>, state: &AppState) -> Res {
+    check_master(
+        req.headers(),
+        &state.settings.master_keys,
+        state.settings.dev,
+    )?;
+    let (_, body) = read_body(req, state.settings.body_limit).await?;
+    let NewEvent {
+        event_id,
+        meta,
+        image,
+    } = parse_create_body(&body)?;
+    let (start_date, end_date) = (meta.start_date.clone(), meta.end_date.clone());
     let api_key = crate::keys::generate_api_key();
     let outcome = state
         .merge
@@ -697,14 +728,18 @@ struct StatusChanged {
     status_changed_at: String,
 }
 
+/// The body of `PATCH /api/v1/admin/events/{id}/status`. Pure (fuzzed).
+pub fn parse_status_body(body: &[u8]) -> Result<EventStatus, ApiError> {
+    let b: StatusBody = decode(body)?;
+    b.status
+        .parse()
+        .map_err(|e| ApiError::invalid(format!("status: {e}")))
+}
+
 async fn set_status(req: Request<Incoming>, state: &AppState, id: &str) -> Res {
     check_api_key_for(req.headers(), &state.merge.snapshot(), id)?;
     let (_, body) = read_body(req, state.settings.body_limit).await?;
-    let b: StatusBody = decode(&body)?;
-    let to: EventStatus = b
-        .status
-        .parse()
-        .map_err(|e| ApiError::invalid(format!("status: {e}")))?;
+    let to = parse_status_body(&body)?;
     match state
         .merge
         .send(Input::Admin(AdminCommand::Transition {
@@ -733,10 +768,9 @@ fn get_config(req: &Request<Incoming>, state: &AppState, id: &str) -> Res {
     ok(&event.header.config)
 }
 
-async fn set_config(req: Request<Incoming>, state: &AppState, id: &str) -> Res {
-    let event = check_api_key_for(req.headers(), &state.merge.snapshot(), id)?;
-    let (_, body) = read_body(req, state.settings.body_limit).await?;
-    let patch: EventConfig = decode(&body)?;
+/// The body of `PATCH /api/v1/admin/events/{id}/config`. Pure (fuzzed).
+pub fn parse_config_body(body: &[u8]) -> Result<EventConfig, ApiError> {
+    let patch: EventConfig = decode(body)?;
     if let Some(m) = &patch.display_mode {
         if m != "simple" && m != "detailed" {
             return Err(ApiError::invalid(format!(
@@ -744,6 +778,13 @@ async fn set_config(req: Request<Incoming>, state: &AppState, id: &str) -> Res {
             )));
         }
     }
+    Ok(patch)
+}
+
+async fn set_config(req: Request<Incoming>, state: &AppState, id: &str) -> Res {
+    let event = check_api_key_for(req.headers(), &state.merge.snapshot(), id)?;
+    let (_, body) = read_body(req, state.settings.body_limit).await?;
+    let patch = parse_config_body(&body)?;
     // Early guard from the snapshot; the merge loop checks again at commit.
     if !ingest_allowed(event.header.status, "config") {
         return Err(MergeError::Forbidden {
@@ -798,6 +839,22 @@ fn ingest_outcome(state: &AppState, kind: &'static str, r: &Result<Resp, ApiErro
     state.metrics.ingest(kind, outcome);
 }
 
+/// The export bytes of `POST /api/v1/ingest/xml`: the body itself (`raw`, for an XML
+/// content type) or the `xml` field of a JSON object. Pure (fuzzed, then through
+/// `xml::parse_export`).
+pub fn parse_xml_body(body: Bytes, raw: bool) -> Result<Bytes, ApiError> {
+    let xml: Bytes = if raw {
+        body
+    } else {
+        let b: XmlBody = decode(&body)?;
+        Bytes::from(b.xml.into_bytes())
+    };
+    if xml.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid("Missing required field: xml"));
+    }
+    Ok(xml)
+}
+
 async fn ingest_xml(req: Request<Incoming>, state: &AppState) -> Res {
     let r = ingest_xml_inner(req, state).await;
     ingest_outcome(state, "xml", &r);
@@ -823,15 +880,7 @@ async fn ingest_xml_inner(req: Request<Incoming>, state: &AppState) -> Res {
         })
         .unwrap_or(false);
     let (_, body) = read_body(req, state.settings.body_limit_xml).await?;
-    let xml: Bytes = if raw_xml {
-        body
-    } else {
-        let b: XmlBody = decode(&body)?;
-        Bytes::from(b.xml.into_bytes())
-    };
-    if xml.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid("Missing required field: xml"));
-    }
+    let xml = parse_xml_body(body, raw_xml)?;
     let export = tokio::task::spawn_blocking(move || crate::xml::parse_export(&xml))
         .await
         .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("XML parser failed: {e}")))?
@@ -907,16 +956,10 @@ fn nonempty(field: &str, s: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn ingest_oncourse(req: Request<Incoming>, state: &AppState) -> Res {
-    let r = ingest_oncourse_inner(req, state).await;
-    ingest_outcome(state, "oncourse", &r);
-    r
-}
-
-async fn ingest_oncourse_inner(req: Request<Incoming>, state: &AppState) -> Res {
-    let event = check_api_key(req.headers(), &state.merge.snapshot())?;
-    let (_, body) = read_body(req, state.settings.body_limit).await?;
-    let b: OnCourseBody = decode(&body)?;
+/// The body of `POST /api/v1/ingest/oncourse`, decoded and validated into domain entries
+/// (ms, s). Pure: bytes in, entries or a 400 naming the field out (fuzzed).
+pub fn parse_oncourse_body(body: &[u8]) -> Result<Vec<OnCourseEntry>, ApiError> {
+    let b: OnCourseBody = decode(body)?;
     if b.oncourse.len() > MAX_ONCOURSE_ITEMS {
         return Err(ApiError::invalid(format!(
             "oncourse: {} items, at most {MAX_ONCOURSE_ITEMS} are accepted",
@@ -958,6 +1001,19 @@ async fn ingest_oncourse_inner(req: Request<Incoming>, state: &AppState) -> Res 
         entries.retain(|x| !(x.race_id == entry.race_id && x.bib == entry.bib));
         entries.push(entry);
     }
+    Ok(entries)
+}
+
+async fn ingest_oncourse(req: Request<Incoming>, state: &AppState) -> Res {
+    let r = ingest_oncourse_inner(req, state).await;
+    ingest_outcome(state, "oncourse", &r);
+    r
+}
+
+async fn ingest_oncourse_inner(req: Request<Incoming>, state: &AppState) -> Res {
+    let event = check_api_key(req.headers(), &state.merge.snapshot())?;
+    let (_, body) = read_body(req, state.settings.body_limit).await?;
+    let entries = parse_oncourse_body(&body)?;
     let outcome = state
         .merge
         .send(Input::OnCourse {
@@ -1019,16 +1075,10 @@ struct ResultIn {
 
 const STATUSES: [&str; 7] = ["DNS", "DNF", "DSQ", "CAP", "RAL", "DNQ", "*"];
 
-async fn ingest_results(req: Request<Incoming>, state: &AppState) -> Res {
-    let r = ingest_results_inner(req, state).await;
-    ingest_outcome(state, "results", &r);
-    r
-}
-
-async fn ingest_results_inner(req: Request<Incoming>, state: &AppState) -> Res {
-    let event = check_api_key(req.headers(), &state.merge.snapshot())?;
-    let (_, body) = read_body(req, state.settings.body_limit).await?;
-    let b: ResultsBody = decode(&body)?;
+/// The body of `POST /api/v1/ingest/results`, decoded and validated into domain updates
+/// (ms, s; `null` clears, omitted leaves). Pure (fuzzed).
+pub fn parse_results_body(body: &[u8]) -> Result<Vec<ResultUpdate>, ApiError> {
+    let b: ResultsBody = decode(body)?;
     if b.results.len() > MAX_RESULT_ITEMS {
         return Err(ApiError::invalid(format!(
             "results: {} items, at most {MAX_RESULT_ITEMS} are accepted",
@@ -1097,6 +1147,19 @@ async fn ingest_results_inner(req: Request<Incoming>, state: &AppState) -> Res {
             dt_finish: r.dt_finish,
         });
     }
+    Ok(updates)
+}
+
+async fn ingest_results(req: Request<Incoming>, state: &AppState) -> Res {
+    let r = ingest_results_inner(req, state).await;
+    ingest_outcome(state, "results", &r);
+    r
+}
+
+async fn ingest_results_inner(req: Request<Incoming>, state: &AppState) -> Res {
+    let event = check_api_key(req.headers(), &state.merge.snapshot())?;
+    let (_, body) = read_body(req, state.settings.body_limit).await?;
+    let updates = parse_results_body(&body)?;
     let outcome = state
         .merge
         .send(Input::Results {
