@@ -2,7 +2,6 @@
 //! 10 000 frames/s, a 100 MB frame without `|`, and a source address that is not allowed.
 
 #[path = "c123_support/frames.rs"]
-#[allow(dead_code)]
 mod frames;
 
 use std::path::Path;
