@@ -206,3 +206,75 @@ async fn links_out_of_the_folder_are_ignored() {
     assert_eq!(rig.imports(), 0);
     assert!(rig.merge.snapshot().event("ev").is_none());
 }
+
+/// The file is rewritten in place (truncate + write, not rename) while the watcher reads it,
+/// many times: every state the loop commits is one whole version, and the last one wins.
+#[tokio::test]
+async fn a_file_replaced_in_place_during_reading_never_imports_a_mix() {
+    let rig = rig(true);
+    let xml = fixture();
+    let path = rig.folder.join("event.xml");
+    let mut published = rig.merge.subscribe();
+    let versions: Vec<u32> = (0..15).map(|i| 71_000 + i).collect();
+    let writer = {
+        let (path, xml, versions) = (path.clone(), xml.clone(), versions.clone());
+        tokio::task::spawn_blocking(move || {
+            for v in versions {
+                let text = bib1_time(v, &xml);
+                // Slow in-place rewrite: a reader can see the old head and the new tail.
+                let mut f = std::fs::File::create(&path).unwrap();
+                for chunk in text.as_bytes().chunks(256 * 1024) {
+                    f.write_all(chunk).unwrap();
+                    f.flush().unwrap();
+                    std::thread::sleep(Duration::from_millis(15));
+                }
+            }
+        })
+    };
+    writer.await.unwrap();
+    let last = i64::from(*versions.last().unwrap());
+    rig.until("last version imported", |r| {
+        r.merge.snapshot().event("ev").and_then(|e| {
+            e.result("K1M_ST_BR1_6", "12054.K1M_ST")
+                .and_then(|r| r.time_ms)
+        }) == Some(last)
+    })
+    .await;
+    // Every committed state was a complete export (all participants) of one version.
+    while let Ok(p) = published.try_recv() {
+        let e = p.snapshot.event("ev").unwrap();
+        assert_eq!(e.participants.len(), 366, "a torn file was imported");
+        let t = e
+            .result("K1M_ST_BR1_6", "12054.K1M_ST")
+            .and_then(|r| r.time_ms)
+            .unwrap();
+        assert!(versions.contains(&(t as u32)), "time {t} is no version's");
+    }
+}
+
+/// Deleting the imported file changes nothing (the event stays as last imported); the
+/// watcher carries on with the next file written.
+#[tokio::test]
+async fn a_deleted_file_changes_nothing_and_watching_goes_on() {
+    let rig = rig(false);
+    let xml = fixture();
+    let path = rig.folder.join("event.xml");
+    std::fs::write(&path, &xml).unwrap();
+    rig.until("import", |r| r.imports() == 1).await;
+    let seq = rig.seq();
+    std::fs::remove_file(&path).unwrap();
+    rig.quiet().await;
+    assert_eq!(rig.seq(), seq, "deletion is not a change of the event");
+    assert_eq!(
+        rig.merge.snapshot().event("ev").unwrap().participants.len(),
+        366
+    );
+    // Deleted between the change event and the read: the same.
+    std::fs::write(&path, bib1_time(72_000, &xml)).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    rig.quiet().await;
+    assert_eq!(rig.seq(), seq);
+    std::fs::write(rig.folder.join("event2.xml"), bib1_time(73_000, &xml)).unwrap();
+    rig.until("next file imported", |r| r.imports() == 2).await;
+    assert_eq!(rig.seq(), seq.map(|s| s + 1));
+}
