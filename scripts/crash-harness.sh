@@ -7,9 +7,12 @@
 #
 #   scripts/crash-harness.sh                    # 200 rounds, seed 0x5EED
 #   CRASH_ROUNDS=1000 CRASH_SEED=42 scripts/crash-harness.sh
+#   CRASH_PROFILE=debug scripts/crash-harness.sh   # the debug binary (slower, no rebuild)
 #
 # The short version (4 rounds) runs with every `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CRASH_ROUNDS="${CRASH_ROUNDS:-200}"
-exec nice cargo test --release --locked --test crash_safety -- --ignored --nocapture kill_9_loses_no_acknowledged_input_long
+profile=(--release)
+[ "${CRASH_PROFILE:-release}" = debug ] && profile=()
+exec nice cargo test "${profile[@]}" --locked --test crash_safety -- --ignored --nocapture kill_9_loses_no_acknowledged_input_long
