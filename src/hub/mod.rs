@@ -273,7 +273,6 @@ impl RoomState {
 }
 
 struct HubState {
-    snapshot: Arc<Snapshot>,
     rooms: HashMap<String, Arc<Room>>,
 }
 
@@ -282,6 +281,9 @@ struct Inner {
     wire: Arc<dyn WireBuilder>,
     stats: HubStats,
     epoch: String,
+    /// Admission and new rooms read the freshest committed state, so a client that connects
+    /// right after a transition was acknowledged is not refused on a stale view.
+    merge: MergeHandle,
     state: Mutex<HubState>,
     total: AtomicUsize,
     next_client: AtomicU64,
@@ -379,8 +381,8 @@ impl Hub {
             wire,
             stats: HubStats::default(),
             epoch: snapshot.epoch.clone(),
+            merge: merge.clone(),
             state: Mutex::new(HubState {
-                snapshot,
                 rooms: HashMap::new(),
             }),
             total: AtomicUsize::new(0),
@@ -460,9 +462,6 @@ impl Hub {
         let mut touched = Vec::new();
         {
             let mut st = self.inner.lock();
-            if snapshot.committed_at >= st.snapshot.committed_at {
-                st.snapshot = Arc::clone(snapshot);
-            }
             for change in &published.changes.events {
                 let room = if change.deleted || snapshot.event(&change.event_id).is_none() {
                     st.rooms.remove(&change.event_id)
@@ -581,8 +580,7 @@ impl Hub {
     /// `full`.
     fn resync_all(&self, snapshot: Arc<Snapshot>) {
         let rooms: Vec<Arc<Room>> = {
-            let mut st = self.inner.lock();
-            st.snapshot = Arc::clone(&snapshot);
+            let st = self.inner.lock();
             st.rooms.values().cloned().collect()
         };
         for room in rooms {
@@ -622,8 +620,11 @@ impl Hub {
     pub fn upgrade<B>(&self, mut req: Request<B>, event_id: &str) -> Response<Full<Bytes>> {
         let inner = &self.inner;
         let room = {
+            // The freshest committed state: a new room starts from it, and changes the hub has
+            // not processed yet are recognised by their seq and skipped.
+            let snapshot = inner.merge.snapshot();
             let mut st = inner.lock();
-            let status = st.snapshot.event(event_id).map(|e| e.header.status);
+            let status = snapshot.event(event_id).map(|e| e.header.status);
             match status.map(compose::admission) {
                 None | Some(Err(CloseReason::NotPublic)) | Some(Err(CloseReason::Deleted)) => {
                     return refusal(
@@ -643,7 +644,6 @@ impl Hub {
                 }
                 Some(Ok(())) => {}
             }
-            let snapshot = Arc::clone(&st.snapshot);
             Arc::clone(st.rooms.entry(event_id.to_owned()).or_insert_with(|| {
                 Arc::new(Room {
                     event_id: event_id.to_owned(),
@@ -733,10 +733,9 @@ impl Hub {
         if let Some(reason) = st.closing {
             return Err(reason);
         }
-        let Some(event) = st.event.clone() else {
+        if st.event.is_none() {
             return Err(CloseReason::Deleted);
-        };
-        compose::admission(event.header.status)?;
+        }
         let queue = Arc::new(ClientQueue::new());
         let replay = resume
             .filter(|r| r.epoch == inner.epoch)
