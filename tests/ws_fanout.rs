@@ -1,16 +1,16 @@
 //! Fan-out under load: many clients, the exact connection limit, a client that stops reading.
 
-mod common;
+mod wscommon;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use c123_live::hub::HubConfig;
-use common::*;
 use futures_util::StreamExt;
 use tokio::sync::{Barrier, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
+use wscommon::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_thousand_clients_receive_every_diff_in_order() {

@@ -1,14 +1,14 @@
 //! Resume, heartbeat, official/delete closes, shutdown.
 
-mod common;
+mod wscommon;
 
 use std::time::Duration;
 
 use c123_live::hub::HubConfig;
 use c123_live::merge::{AdminCommand, Input};
 use c123_live::model::EventStatus;
-use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wscommon::*;
 
 /// `n` committed result changes (each a new time, so none is a no-op).
 async fn bump(h: &Harness, n: usize) {

@@ -1,15 +1,15 @@
 //! What spectators receive: `full` on connect, compact diffs, and a client applying them like
 //! the live-mini page ends with the server's state.
 
-mod common;
+mod wscommon;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use c123_live::hub::{HubConfig, WireBuilder};
+use c123_live::hub::HubConfig;
 use c123_live::model::EventStatus;
-use common::*;
 use serde_json::Value;
+use wscommon::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_full_on_connect_then_small_diff() {
@@ -92,6 +92,17 @@ async fn ws_event_without_data_gets_empty_full_and_unknown_gets_404() {
     }
 }
 
+/// The rows of a race as the REST API serves them, by bib.
+async fn rest_rows(h: &Harness, race: &str) -> BTreeMap<String, Value> {
+    let body = h.rest(&format!("/api/v1/events/{EV}/results/{race}")).await;
+    body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|v| (v["bib"].to_string(), v.clone()))
+        .collect()
+}
+
 /// The live-mini page: upserts `results` by bib into `raceId`, replaces `oncourse`, applies
 /// `status`; after a `full` or `refresh` it refetches via REST.
 #[derive(Default)]
@@ -104,24 +115,20 @@ struct PageModel {
 }
 
 impl PageModel {
-    fn fetch(&mut self, h: &Harness, races: &[&str]) {
-        let snap = h.merge.snapshot();
-        let ev = snap.event(EV).expect("event");
+    /// What the page does after a `full`: GET results, oncourse and the event over REST.
+    async fn fetch(&mut self, h: &Harness, races: &[&str]) {
         for r in races {
-            let rows = TestWire.race_results(ev, r).unwrap_or_default();
-            self.results.insert(
-                r.to_string(),
-                rows.into_iter()
-                    .map(|v| (v["bib"].to_string(), v))
-                    .collect(),
-            );
+            self.results.insert(r.to_string(), rest_rows(h, r).await);
         }
-        self.oncourse = TestWire.oncourse(ev);
-        self.status = ev.header.status.as_str().to_owned();
+        self.oncourse = h.rest(&format!("/api/v1/events/{EV}/oncourse")).await["oncourse"].clone();
+        self.status = h.rest(&format!("/api/v1/events/{EV}")).await["event"]["status"]
+            .as_str()
+            .expect("status")
+            .to_owned();
         self.refetches += 1;
     }
 
-    fn apply(&mut self, msg: &Value, h: &Harness, races: &[&str]) {
+    async fn apply(&mut self, msg: &Value, h: &Harness, races: &[&str]) {
         let seq = msg["seq"].as_u64().expect("seq");
         assert_eq!(seq, self.seq + 1, "no gap in seq");
         self.seq = seq;
@@ -150,7 +157,7 @@ impl PageModel {
                     }
                 }
             }
-            _ => self.fetch(h, races),
+            _ => self.fetch(h, races).await,
         }
     }
 }
@@ -171,7 +178,7 @@ async fn ws_applying_client_matches_server_state() {
         seq: full["seq"].as_u64().expect("seq"),
         ..PageModel::default()
     };
-    page.fetch(&h, &races);
+    page.fetch(&h, &races).await;
 
     let target = h.seq() + 9;
     for (i, race) in races.iter().enumerate() {
@@ -191,20 +198,20 @@ async fn ws_applying_client_matches_server_state() {
     assert_eq!(h.seq(), target, "nine commits");
     while page.seq < target {
         let msg = next_json(&mut ws).await;
-        page.apply(&msg, &h, &races);
+        page.apply(&msg, &h, &races).await;
     }
-    let snap = h.merge.snapshot();
-    let ev = snap.event(EV).expect("event");
+    // The page now holds exactly what the REST API serves.
     for r in races {
-        let server: BTreeMap<String, Value> = TestWire
-            .race_results(ev, r)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| (v["bib"].to_string(), v))
-            .collect();
-        assert_eq!(page.results.get(r), Some(&server), "race {r}");
+        assert_eq!(
+            page.results.get(r),
+            Some(&rest_rows(&h, r).await),
+            "race {r}"
+        );
     }
-    assert_eq!(page.oncourse, TestWire.oncourse(ev));
+    assert_eq!(
+        page.oncourse,
+        h.rest(&format!("/api/v1/events/{EV}/oncourse")).await["oncourse"]
+    );
     assert_eq!(page.status, "running");
     assert_eq!(page.refetches, 1, "everything went out as diffs");
 

@@ -216,3 +216,27 @@ pub fn admission(status: EventStatus) -> Result<(), CloseReason> {
         _ => Ok(()),
     }
 }
+
+/// The production [`WireBuilder`]: the public builders of `http::wire`, the same functions
+/// the REST endpoints serve, so a `full`/`diff` carries exactly the REST shapes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PublicWire;
+
+impl WireBuilder for PublicWire {
+    fn event_detail(&self, event: &Event) -> Value {
+        serde_json::to_value(crate::http::wire::event_detail(event)).unwrap_or(Value::Null)
+    }
+
+    fn race_results(&self, event: &Event, race_id: &str) -> Option<Vec<Value>> {
+        let rows = crate::http::wire::race_result_rows(event, race_id, false)?;
+        Some(
+            rows.into_iter()
+                .filter_map(|(_, row)| serde_json::to_value(row).ok())
+                .collect(),
+        )
+    }
+
+    fn oncourse(&self, event: &Event) -> Value {
+        serde_json::to_value(crate::http::wire::oncourse(event)).unwrap_or(Value::Array(Vec::new()))
+    }
+}

@@ -32,7 +32,7 @@ use hyper_tungstenite::tungstenite::protocol::WebSocketConfig;
 use hyper_tungstenite::tungstenite::Utf8Bytes;
 use tokio::sync::{broadcast, Notify};
 
-pub use compose::{CloseReason, WireBuilder};
+pub use compose::{CloseReason, PublicWire, WireBuilder};
 
 use crate::merge::{EventChange, MergeHandle, Published, Snapshot};
 use crate::model::Event;

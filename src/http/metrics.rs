@@ -1,0 +1,298 @@
+//! Prometheus metrics (`GET /metrics`, text exposition format via `prometheus-client`).
+//!
+//! - `http_requests_total{route,method,status}`: `route` is the route template, so the label
+//!   set stays bounded whatever URLs clients send.
+//! - `ingest_inputs_total{kind,outcome}`: ingest API inputs by kind (xml, oncourse, results)
+//!   and outcome (applied, ignored, rejected, forbidden, error).
+//! - `merge_commits_total`, `merge_commit_seconds_total`, `merge_inputs_applied_total`,
+//!   `merge_inputs_rejected_total`, `merge_store_errors_total`: from the merge loop's stats.
+//! - `snapshot_age_seconds`: time since the last commit (how stale reads are).
+//! - `http_connections_open`.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
+
+use crate::merge::MergeHandle;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: &'static str,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IngestLabels {
+    pub kind: &'static str,
+    pub outcome: &'static str,
+}
+
+/// Shared by all connections; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub requests: Family<RequestLabels, Counter>,
+    pub ingest: Family<IngestLabels, Counter>,
+    pub connections: Gauge<i64, AtomicI64>,
+    hub: Arc<std::sync::OnceLock<crate::hub::Hub>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: String,
+}
+
+/// The WebSocket hub's numbers (`ws_*`), once a hub is attached.
+struct HubCollector {
+    hub: Arc<std::sync::OnceLock<crate::hub::Hub>>,
+}
+
+impl std::fmt::Debug for HubCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HubCollector")
+    }
+}
+
+impl Collector for HubCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(hub) = self.hub.get() else {
+            return Ok(());
+        };
+        let s = hub.stats();
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+        let counters: [(&str, &str, f64); 9] = [
+            (
+                "ws_messages_sent",
+                "WebSocket frames written to clients",
+                n(&s.messages_sent),
+            ),
+            (
+                "ws_bytes_sent",
+                "WebSocket payload bytes written to clients",
+                n(&s.bytes_sent),
+            ),
+            (
+                "ws_messages_built",
+                "Messages built (serialized once for all clients of a room)",
+                n(&s.messages_built),
+            ),
+            (
+                "ws_queue_overflows",
+                "Client queues that overflowed (pending diffs dropped)",
+                n(&s.queue_overflows),
+            ),
+            (
+                "ws_resyncs",
+                "full messages sent to resynchronise a slow client",
+                n(&s.resyncs),
+            ),
+            (
+                "ws_slow_client_closes",
+                "Clients disconnected because their socket did not drain",
+                n(&s.slow_client_closes),
+            ),
+            (
+                "ws_heartbeat_timeouts",
+                "Clients disconnected for not answering a ping",
+                n(&s.heartbeat_timeouts),
+            ),
+            (
+                "ws_refused_limit",
+                "Upgrades refused with 503 (connection limit)",
+                n(&s.refused_limit),
+            ),
+            (
+                "ws_fanout_seconds",
+                "Commit-to-queued fan-out time (divide by ws_fanouts_total for the mean)",
+                n(&s.fanout_micros_sum) / 1e6,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let c = ConstCounter::new(v);
+            let m = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+            c.encode(m)?;
+        }
+        let c = ConstCounter::new(n(&s.fanout_count));
+        let m = encoder.encode_descriptor(
+            "ws_fanouts",
+            "Messages fanned out to a room",
+            None,
+            c.metric_type(),
+        )?;
+        c.encode(m)?;
+        let g = ConstGauge::new(n(&s.fanout_micros_max) / 1e6);
+        let m = encoder.encode_descriptor(
+            "ws_fanout_max_seconds",
+            "Longest commit-to-queued fan-out",
+            None,
+            g.metric_type(),
+        )?;
+        g.encode(m)?;
+        let g = ConstGauge::new(hub.connected() as i64);
+        let m = encoder.encode_descriptor(
+            "ws_clients",
+            "Connected WebSocket clients",
+            None,
+            g.metric_type(),
+        )?;
+        g.encode(m)?;
+        let rooms = hub.clients_per_event();
+        let mut fam = encoder.encode_descriptor(
+            "ws_clients_per_event",
+            "Connected WebSocket clients by event",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (event, clients) in rooms {
+            let label = EventLabel { event };
+            let g = ConstGauge::new(clients as i64);
+            g.encode(fam.encode_family(&label)?)?;
+        }
+        Ok(())
+    }
+}
+
+struct MergeCollector {
+    merge: MergeHandle,
+}
+
+impl std::fmt::Debug for MergeCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MergeCollector")
+    }
+}
+
+impl Collector for MergeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.merge.stats();
+        let counters: [(&str, &str, f64); 5] = [
+            (
+                "merge_commits",
+                "SQLite commits by the merge loop",
+                s.commits.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "merge_commit_seconds",
+                "Time spent in merge-loop commits (divide by merge_commits_total for the mean)",
+                s.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            ),
+            (
+                "merge_inputs_applied",
+                "Inputs applied",
+                s.applied.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "merge_inputs_rejected",
+                "Inputs refused (nothing written)",
+                s.rejected.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "merge_store_errors",
+                "Inputs that failed in storage",
+                s.store_errors.load(Ordering::Relaxed) as f64,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let c = ConstCounter::new(v);
+            let m = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+            c.encode(m)?;
+        }
+        let age = self.merge.snapshot().committed_at.elapsed().as_secs_f64();
+        let g = ConstGauge::new(age);
+        let m = encoder.encode_descriptor(
+            "snapshot_age_seconds",
+            "Seconds since the read snapshot was last replaced by a commit",
+            None,
+            g.metric_type(),
+        )?;
+        g.encode(m)?;
+        let up = ConstGauge::new(i64::from(self.merge.is_running()));
+        let m = encoder.encode_descriptor(
+            "merge_loop_running",
+            "1 while the merge loop runs",
+            None,
+            up.metric_type(),
+        )?;
+        up.encode(m)?;
+        Ok(())
+    }
+}
+
+impl Metrics {
+    pub fn new(merge: &MergeHandle) -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let ingest = Family::<IngestLabels, Counter>::default();
+        let connections = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route template, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "ingest_inputs",
+            "Ingest API inputs by kind and outcome",
+            ingest.clone(),
+        );
+        registry.register(
+            "http_connections_open",
+            "Open HTTP connections",
+            connections.clone(),
+        );
+        registry.register_collector(Box::new(MergeCollector {
+            merge: merge.clone(),
+        }));
+        let hub = Arc::new(std::sync::OnceLock::new());
+        registry.register_collector(Box::new(HubCollector {
+            hub: Arc::clone(&hub),
+        }));
+        Metrics {
+            registry: Arc::new(registry),
+            requests,
+            ingest,
+            connections,
+            hub,
+        }
+    }
+
+    /// Adds the WebSocket hub's numbers (`ws_*`) to the exposition (first call wins).
+    pub fn set_hub(&self, hub: crate::hub::Hub) {
+        let _ = self.hub.set(hub);
+    }
+
+    pub fn request(&self, route: &'static str, method: &str, status: u16) {
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PATCH" | "DELETE" | "PUT" | "OPTIONS" => method.to_owned(),
+            _ => "OTHER".to_owned(),
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+    }
+
+    pub fn ingest(&self, kind: &'static str, outcome: &'static str) {
+        self.ingest
+            .get_or_create(&IngestLabels { kind, outcome })
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
