@@ -114,6 +114,17 @@ async fn ws_room_limit_is_exact_under_concurrent_upgrades() {
     }
     assert_eq!((open.len(), refused), (50, 30));
     assert_eq!(h.hub.clients_per_event(), vec![(EV.to_owned(), 50)]);
+    let metrics = reqwest::get(format!("http://{}/metrics", h.addr))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("ws_clients_per_event{event=\"EV\"} 50"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ws_refused_limit_total 30"), "{metrics}");
     // A closed connection frees its slot.
     let mut one = open.pop().expect("one");
     let _ = one.close(None).await;
