@@ -83,7 +83,8 @@ impl HubConfig {
     fn ws_config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
             .read_buffer_size(self.read_buffer)
-            .write_buffer_size(0)
+            // Small diffs queued together go out in one write at the flush.
+            .write_buffer_size(8 * 1024)
             .max_message_size(Some(self.max_client_message))
             .max_frame_size(Some(self.max_client_message))
     }
