@@ -224,3 +224,60 @@ async fn ws_applying_client_matches_server_state() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_multi_race_commit_sends_full_and_silent_change_keeps_seq_contiguous() {
+    use c123_live::merge::{Input, ResultUpdate, Via};
+    let h = start(HubConfig::default()).await;
+    h.running_event().await;
+    let mut ws = h.connect("").await;
+    let full = next_json(&mut ws).await;
+    let seq = full["seq"].as_u64().expect("seq");
+
+    // One commit touching two unrelated races: one message, a `full` (the live-mini page
+    // applies one raceId per diff).
+    let (r1, p1) = h.some_row("C1M_ST_BR1_6");
+    let (r2, p2) = h.some_row("K1M_ST_BR1_6");
+    let upd = |race: String, pid: String| ResultUpdate {
+        race_id: race,
+        participant_id: pid,
+        status: Some(Some("DNS".into())),
+        ..ResultUpdate::default()
+    };
+    h.merge
+        .send(Input::Results {
+            event_id: EV.into(),
+            updates: vec![upd(r1, p1), upd(r2, p2)],
+            via: Via::Tcp,
+        })
+        .await
+        .expect("results");
+    let m = next_json(&mut ws).await;
+    assert_eq!(
+        (m["type"].as_str(), m["seq"].as_u64()),
+        (Some("full"), Some(seq + 1))
+    );
+
+    // A change with no public effect (a run's start time of day, a detail field the
+    // non-detailed rows do not show): an empty diff, so `seq` has no gap.
+    let (r3, p3) = h.some_row("C1W_ST_BR1_6");
+    h.merge
+        .send(Input::Results {
+            event_id: EV.into(),
+            updates: vec![ResultUpdate {
+                race_id: r3,
+                participant_id: p3,
+                dt_start: Some(Some("10:00:00.000".into())),
+                ..ResultUpdate::default()
+            }],
+            via: Via::Tcp,
+        })
+        .await
+        .expect("results");
+    let m = next_json(&mut ws).await;
+    assert_eq!(
+        (m["type"].as_str(), m["seq"].as_u64()),
+        (Some("diff"), Some(seq + 2))
+    );
+    assert_eq!(m["data"], serde_json::json!({}));
+}
