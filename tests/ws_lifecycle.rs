@@ -243,3 +243,77 @@ async fn ws_shutdown_closes_1001_going_away() {
         .expect("hub task");
     assert_eq!(h.hub.connected(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_client_messages_are_discarded_and_oversized_ones_disconnect() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let h = start(HubConfig::default()).await;
+    h.running_event().await;
+    let mut chatty = h.connect("").await;
+    let s = next_json(&mut chatty).await["seq"].as_u64().expect("seq");
+    for i in 0..20_000 {
+        chatty
+            .feed(Message::Text(format!("noise {i}").into()))
+            .await
+            .expect("send");
+    }
+    chatty.flush().await.expect("flush");
+    bump(&h, 1).await;
+    let m = next_json(&mut chatty).await;
+    assert_eq!(
+        (m["type"].as_str(), m["seq"].as_u64()),
+        (Some("diff"), Some(s + 1))
+    );
+
+    // Larger than max_client_message: the server drops the connection and frees the slot.
+    let _ = chatty
+        .send(Message::Text("x".repeat(64 * 1024).into()))
+        .await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match chatty.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "connection ended");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while h.hub.connected() != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "slot not released");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_retract_to_draft_closes_after_grace_then_404() {
+    let h = start(HubConfig {
+        close_grace: Duration::from_millis(200),
+        ..HubConfig::default()
+    })
+    .await;
+    let export = c123_live::xml::parse_export(&fixture()).expect("parse");
+    h.merge
+        .send(Input::Xml {
+            target: c123_live::merge::XmlTarget::ByExport {
+                event_id: Some(EV.into()),
+            },
+            export: Box::new(export),
+            origin: c123_live::merge::XmlOrigin::Cli,
+        })
+        .await
+        .expect("import");
+    h.transition(EventStatus::Startlist).await;
+    let mut ws = h.connect("").await;
+    let _ = next_json(&mut ws).await;
+    h.transition(EventStatus::Draft).await;
+    assert_eq!(next_json(&mut ws).await["data"]["status"], "draft");
+    let (code, reason) = expect_close(&mut ws, Duration::from_secs(10)).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1000, "Event not found or not publicly available")
+    );
+    assert_eq!(refused_status(&h.url("")).await, Some(404));
+}
