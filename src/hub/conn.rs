@@ -16,6 +16,10 @@ use super::{Hub, HubStats, Resume, Room, Slot};
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Close reason for a client whose socket did not drain in time (best effort: its socket is
+/// full, so the frame rarely arrives; the connection is dropped after [`CLOSE_TIMEOUT`]).
+const TOO_SLOW: &str = "Client too slow";
+
 enum End {
     /// Send this close frame, then wait briefly for the peer's.
     Close(CloseCode, &'static str),
@@ -72,7 +76,7 @@ pub(super) async fn serve(
                         Err(_) => {
                             HubStats::add(&stats.slow_client_closes, 1);
                             tracing::debug!(event = %room.event_id, "slow WebSocket client disconnected");
-                            break End::Drop;
+                            break End::Close(CloseCode::Policy, TOO_SLOW);
                         }
                     }
                 }
@@ -93,7 +97,7 @@ pub(super) async fn serve(
                     Ok(Err(_)) => break End::Drop,
                     Err(_) => {
                         HubStats::add(&stats.slow_client_closes, 1);
-                        break End::Drop;
+                        break End::Close(CloseCode::Policy, TOO_SLOW);
                     }
                 }
                 if pong_deadline.is_none() {
