@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hyper_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use hyper_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use hyper_tungstenite::tungstenite::protocol::frame::Frame;
 use hyper_tungstenite::tungstenite::protocol::CloseFrame;
-use hyper_tungstenite::tungstenite::{Bytes, Message};
+use hyper_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use hyper_tungstenite::HyperWebsocketStream;
 use tokio::time::{sleep_until, timeout, Instant};
 
@@ -63,7 +65,9 @@ pub(super) async fn serve(
                     let bytes: u64 = frames.iter().map(|f| f.len() as u64).sum();
                     let write = async {
                         for f in frames {
-                            sink.feed(Message::Text(f)).await?;
+                            for m in fragments(f) {
+                                sink.feed(m).await?;
+                            }
                         }
                         sink.flush().await
                     };
@@ -126,6 +130,30 @@ pub(super) async fn serve(
         })
         .await;
     }
+}
+
+/// Largest frame written. A bigger message (a `full`) goes out as continuation frames that
+/// share its bytes, so tungstenite's output buffer (which keeps its capacity for the life of
+/// the connection) never grows beyond about `write_buffer_size + FRAGMENT`.
+const FRAGMENT: usize = 4096;
+
+fn fragments(msg: Utf8Bytes) -> Vec<Message> {
+    if msg.len() <= FRAGMENT {
+        return vec![Message::Text(msg)];
+    }
+    let bytes = Bytes::from(msg);
+    let n = bytes.len().div_ceil(FRAGMENT);
+    (0..n)
+        .map(|i| {
+            let part = bytes.slice(i * FRAGMENT..((i + 1) * FRAGMENT).min(bytes.len()));
+            let opcode = if i == 0 {
+                OpCode::Data(Data::Text)
+            } else {
+                OpCode::Data(Data::Continue)
+            };
+            Message::Frame(Frame::message(part, opcode, i + 1 == n))
+        })
+        .collect()
 }
 
 fn close_msg(code: CloseCode, reason: &'static str) -> Message {

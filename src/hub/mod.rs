@@ -83,8 +83,8 @@ impl HubConfig {
     fn ws_config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
             .read_buffer_size(self.read_buffer)
-            // Small diffs queued together go out in one write at the flush.
-            .write_buffer_size(8 * 1024)
+            // Small diffs queued together go out in one write at the flush; see conn::FRAGMENT.
+            .write_buffer_size(4 * 1024)
             .max_message_size(Some(self.max_client_message))
             .max_frame_size(Some(self.max_client_message))
     }
