@@ -281,3 +281,34 @@ async fn ws_multi_race_commit_sends_full_and_silent_change_keeps_seq_contiguous(
     );
     assert_eq!(m["data"], serde_json::json!({}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_removed_rows_without_structure_change_send_refresh() {
+    use c123_live::merge::{Input, XmlOrigin, XmlTarget};
+    let h = start(HubConfig::default()).await;
+    h.running_event().await;
+    let mut ws = h.connect("").await;
+    let seq = next_json(&mut ws).await["seq"].as_u64().expect("seq");
+    // The same export without its first result row: structure unchanged, one row removed,
+    // which upserts cannot express.
+    let xml = String::from_utf8(fixture()).expect("utf8");
+    let start = xml.find("<Results>").expect("a result row");
+    let end = start + xml[start..].find("</Results>").expect("its end") + "</Results>".len();
+    let trimmed = format!("{}{}", &xml[..start], &xml[end..]);
+    let export = c123_live::xml::parse_export(trimmed.as_bytes()).expect("parse");
+    h.merge
+        .send(Input::Xml {
+            target: XmlTarget::ByExport {
+                event_id: Some(EV.into()),
+            },
+            export: Box::new(export),
+            origin: XmlOrigin::Cli,
+        })
+        .await
+        .expect("import");
+    let m = next_json(&mut ws).await;
+    assert_eq!(m["type"], "refresh");
+    assert_eq!(m["seq"].as_u64(), Some(seq + 1));
+    assert!(m.get("data").is_none());
+    assert_eq!(m["epoch"].as_str(), Some(h.epoch().as_str()));
+}
