@@ -312,3 +312,46 @@ async fn ws_removed_rows_without_structure_change_send_refresh() {
     assert!(m.get("data").is_none());
     assert_eq!(m["epoch"].as_str(), Some(h.epoch().as_str()));
 }
+
+/// FR-010: data ingested over the real HTTP ingest API reaches spectators, after the 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_http_ingest_is_pushed() {
+    let h = start(HubConfig::default()).await;
+    h.running_event().await;
+    let key = h
+        .merge
+        .snapshot()
+        .event(EV)
+        .expect("event")
+        .header
+        .api_key
+        .clone();
+    let mut ws = h.connect("").await;
+    let seq = next_json(&mut ws).await["seq"].as_u64().expect("seq");
+    let (race, pid) = h.some_row("C1M_ST_BR1_6");
+    let bib = h
+        .merge
+        .snapshot()
+        .event(EV)
+        .and_then(|e| e.result(&race, &pid).and_then(|r| r.bib))
+        .expect("bib");
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/ingest/results", h.addr))
+        .header("X-API-Key", key)
+        .json(
+            &serde_json::json!({"results": [{"raceId": race, "participantId": pid, "bib": bib,
+            "time": 7777, "pen": 0, "total": 7777, "status": null}]}),
+        )
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status().as_u16(), 200);
+    let m = next_json(&mut ws).await;
+    assert_eq!(
+        (m["type"].as_str(), m["seq"].as_u64()),
+        (Some("diff"), Some(seq + 1))
+    );
+    assert_eq!(m["data"]["raceId"], race.as_str());
+    let rows = m["data"]["results"].as_array().expect("rows");
+    assert!(rows.iter().any(|r| r["bib"] == bib), "{rows:?}");
+}
