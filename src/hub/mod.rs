@@ -56,6 +56,8 @@ pub struct HubConfig {
     pub close_grace: Duration,
     /// Diffs kept per event for `?since=N&epoch=E` resume.
     pub ring_len: usize,
+    /// …and at most this many bytes of them per event.
+    pub ring_bytes: usize,
     /// tungstenite read buffer per connection (clients send nothing worth reading).
     pub read_buffer: usize,
     /// Largest client message accepted (bigger ones close the connection).
@@ -73,6 +75,7 @@ impl Default for HubConfig {
             pong_timeout: Duration::from_secs(10),
             close_grace: Duration::from_secs(5),
             ring_len: 1024,
+            ring_bytes: 4 * 1024 * 1024,
             read_buffer: 4096,
             max_client_message: 4096,
         }
@@ -214,6 +217,7 @@ struct RoomState {
     /// Recent messages by seq, contiguous; `None` for a message that cannot be replayed
     /// (`full`, `refresh`).
     ring: VecDeque<(u64, Option<Utf8Bytes>)>,
+    ring_bytes: usize,
     /// The `full` of the current seq, built at most once.
     full: Option<(u64, Utf8Bytes)>,
     closing: Option<CloseReason>,
@@ -241,14 +245,23 @@ impl RoomState {
         Some(msg)
     }
 
-    fn remember(&mut self, seq: u64, msg: Option<Utf8Bytes>, ring_len: usize) {
+    fn remember(&mut self, seq: u64, msg: Option<Utf8Bytes>, cfg: &HubConfig) {
         if self.ring.back().is_some_and(|(s, _)| s + 1 != seq) {
-            self.ring.clear();
+            self.clear_ring();
         }
+        self.ring_bytes += msg.as_ref().map_or(0, |m| m.len());
         self.ring.push_back((seq, msg));
-        while self.ring.len() > ring_len {
-            self.ring.pop_front();
+        while self.ring.len() > cfg.ring_len || self.ring_bytes > cfg.ring_bytes {
+            match self.ring.pop_front() {
+                Some((_, m)) => self.ring_bytes -= m.as_ref().map_or(0, |m| m.len()),
+                None => break,
+            }
         }
+    }
+
+    fn clear_ring(&mut self) {
+        self.ring.clear();
+        self.ring_bytes = 0;
     }
 
     /// The diffs after `since` up to the current seq, if every one of them is in the ring.
@@ -501,7 +514,7 @@ impl Hub {
         };
         if st.clients.is_empty() {
             // Nothing is built for nobody (FR-015); the ring can no longer be contiguous.
-            st.ring.clear();
+            st.clear_ring();
             st.full = None;
             st.closing = closing;
             return;
@@ -512,18 +525,18 @@ impl Hub {
             compose::Plan::Diff(data) => {
                 let msg = compose::diff_message(change.seq, &inner.epoch, data);
                 HubStats::add(&inner.stats.messages_built, 1);
-                st.remember(change.seq, Some(msg.clone()), inner.cfg.ring_len);
+                st.remember(change.seq, Some(msg.clone()), &inner.cfg);
                 Some(msg)
             }
             compose::Plan::Full => {
                 let msg = st.full(inner);
-                st.remember(change.seq, None, inner.cfg.ring_len);
+                st.remember(change.seq, None, &inner.cfg);
                 msg
             }
             compose::Plan::Refresh => {
                 let msg = compose::refresh_message(change.seq, &inner.epoch);
                 HubStats::add(&inner.stats.messages_built, 1);
-                st.remember(change.seq, None, inner.cfg.ring_len);
+                st.remember(change.seq, None, &inner.cfg);
                 Some(msg)
             }
         };
@@ -596,7 +609,7 @@ impl Hub {
                 continue;
             }
             st.event = new.clone();
-            st.ring.clear();
+            st.clear_ring();
             let closing = match new.as_deref() {
                 None => Some(CloseReason::Deleted),
                 Some(ev) => compose::admission(ev.header.status).err(),
@@ -653,6 +666,7 @@ impl Hub {
                         event: snapshot.event(event_id).cloned(),
                         clients: HashMap::new(),
                         ring: VecDeque::new(),
+                        ring_bytes: 0,
                         full: None,
                         closing: None,
                     }),
