@@ -21,8 +21,11 @@ fn stats(label: &str, mut samples: Vec<Duration>) {
 }
 
 fn main() {
-    let xml = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/jarni-2024.xml"))
-        .expect("fixture");
+    let xml = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/jarni-2024.xml"
+    ))
+    .expect("fixture");
     println!("export: {} bytes", xml.len());
 
     let parse: Vec<Duration> = (0..20)
@@ -54,7 +57,9 @@ fn main() {
                         .expect("parses");
                     handle
                         .send(Input::Xml {
-                            target: XmlTarget::ByExport { event_id: Some("bench".into()) },
+                            target: XmlTarget::ByExport {
+                                event_id: Some("bench".into()),
+                            },
                             export: Box::new(export),
                             origin: XmlOrigin::Cli,
                         })
@@ -76,8 +81,17 @@ fn main() {
             });
         }
         let s = format!("{sync:?}").to_lowercase();
-        stats(&format!("parse + merge + commit, empty db (sync={s})"), first);
-        stats(&format!("parse + merge, identical re-import (sync={s})"), same);
-        stats(&format!("parse + merge + commit, one result changed (sync={s})"), one_change);
+        stats(
+            &format!("parse + merge + commit, empty db (sync={s})"),
+            first,
+        );
+        stats(
+            &format!("parse + merge, identical re-import (sync={s})"),
+            same,
+        );
+        stats(
+            &format!("parse + merge + commit, one result changed (sync={s})"),
+            one_change,
+        );
     }
 }

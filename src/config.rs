@@ -42,7 +42,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Import one XML export into the database and print what was imported.
     Import {
         /// The Canoe123 XML export.
@@ -130,6 +130,21 @@ pub struct ServeArgs {
     /// Derive the event's lifecycle state from the TCP schedule (forward only).
     #[arg(long, env = "C123_LIVE_AUTO_STATUS")]
     pub auto_status: bool,
+    /// WebSocket clients per event at most [default: 10000].
+    #[arg(long, env = "C123_LIVE_WS_MAX_PER_EVENT")]
+    pub ws_max_per_event: Option<usize>,
+    /// WebSocket clients in all at most [default: 20000].
+    #[arg(long, env = "C123_LIVE_WS_MAX_TOTAL")]
+    pub ws_max_total: Option<usize>,
+    /// Seconds between WebSocket pings [default: 15].
+    #[arg(long, env = "C123_LIVE_WS_PING_INTERVAL")]
+    pub ws_ping_interval: Option<u64>,
+    /// Seconds a client has to answer a ping [default: 10].
+    #[arg(long, env = "C123_LIVE_WS_PONG_TIMEOUT")]
+    pub ws_pong_timeout: Option<u64>,
+    /// Seconds between the `official` status message and closing the event's sockets [default: 5].
+    #[arg(long, env = "C123_LIVE_WS_CLOSE_GRACE")]
+    pub ws_close_grace: Option<u64>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -167,6 +182,11 @@ pub struct FileConfig {
     pub tcp_listen: Option<SocketAddr>,
     pub tcp_allow: Option<Vec<std::net::IpAddr>>,
     pub auto_status: Option<bool>,
+    pub ws_max_per_event: Option<usize>,
+    pub ws_max_total: Option<usize>,
+    pub ws_ping_interval: Option<u64>,
+    pub ws_pong_timeout: Option<u64>,
+    pub ws_close_grace: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +234,7 @@ pub struct ServeConfig {
     pub tcp_listen: Option<SocketAddr>,
     pub tcp_allow: Vec<std::net::IpAddr>,
     pub auto_status: bool,
+    pub hub: crate::hub::HubConfig,
 }
 
 /// `$STATE_DIRECTORY/c123-live.db` under systemd (`StateDirectory=`), else `./c123-live.db`.
@@ -297,6 +318,40 @@ impl ServeConfig {
                 args.tcp_allow.clone()
             },
             auto_status: args.auto_status || file.auto_status.unwrap_or(false),
+            hub: {
+                let mut hub = crate::hub::HubConfig::default();
+                let secs =
+                    |flag: Option<u64>, name: &str| -> Result<Option<Duration>, ConfigError> {
+                        match flag {
+                            Some(0) => Err(ConfigError::Invalid(format!(
+                                "{name} must be at least 1 second"
+                            ))),
+                            other => Ok(other.map(Duration::from_secs)),
+                        }
+                    };
+                if let Some(n) = args.ws_max_per_event.or(file.ws_max_per_event) {
+                    hub.max_per_event = n;
+                }
+                if let Some(n) = args.ws_max_total.or(file.ws_max_total) {
+                    hub.max_total = n;
+                }
+                if let Some(d) = secs(
+                    args.ws_ping_interval.or(file.ws_ping_interval),
+                    "ws-ping-interval",
+                )? {
+                    hub.ping_interval = d;
+                }
+                if let Some(d) = secs(
+                    args.ws_pong_timeout.or(file.ws_pong_timeout),
+                    "ws-pong-timeout",
+                )? {
+                    hub.pong_timeout = d;
+                }
+                if let Some(d) = args.ws_close_grace.or(file.ws_close_grace) {
+                    hub.close_grace = Duration::from_secs(d);
+                }
+                hub
+            },
         })
     }
 }

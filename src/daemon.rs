@@ -193,7 +193,14 @@ pub async fn start(config: &ServeConfig, shutdown: &Shutdown) -> Result<Running,
         watcher: inputs.watcher.clone(),
         sources: inputs.sources.clone(),
     };
-    let state = crate::http::AppState::with_inputs(merge.clone(), settings, status);
+    let (hub, hub_task) = crate::hub::Hub::start(
+        config.hub.clone(),
+        std::sync::Arc::new(crate::hub::PublicWire),
+        &merge,
+        shutdown.clone(),
+    );
+    tasks.push(hub_task);
+    let state = crate::http::AppState::with_inputs(merge.clone(), settings, status).with_hub(hub);
     let http_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = crate::http::serve(listener, state, http_shutdown).await {
@@ -277,6 +284,7 @@ pub async fn demo(args: crate::config::DemoArgs) -> Result<(), DaemonError> {
         tcp_listen: None,
         tcp_allow: Vec::new(),
         auto_status: false,
+        hub: Default::default(),
     };
     let mut running = start(&config, &shutdown).await?;
     prepare_demo_event(&running.merge).await?;

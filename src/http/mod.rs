@@ -103,6 +103,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The XML watcher and TCP sources, for the operator status.
     pub inputs: crate::ingest::InputStatus,
+    /// The WebSocket hub; without it the WS route answers 404.
+    pub hub: Option<crate::hub::Hub>,
 }
 
 impl AppState {
@@ -121,7 +123,16 @@ impl AppState {
             settings: Arc::new(settings),
             metrics,
             inputs,
+            hub: None,
         }
+    }
+
+    /// Serves `GET /api/v1/events/{eventId}/ws` with this hub and adds its numbers to
+    /// `/metrics`.
+    pub fn with_hub(mut self, hub: crate::hub::Hub) -> AppState {
+        self.metrics.set_hub(hub.clone());
+        self.hub = Some(hub);
+        self
     }
 }
 

@@ -194,8 +194,20 @@ async fn dispatch(req: Request<Incoming>, state: &AppState) -> (&'static str, Re
 /// or draft, 410 official, 503 room full) and performs the upgrade here. The connection is
 /// served `with_upgrades()`, so `hyper::upgrade::on(req)` works. Until then: 404.
 pub async fn ws_upgrade(req: Request<Incoming>, state: AppState) -> Resp {
-    let _ = (&req, &state);
-    ApiError::not_found("WebSocket endpoint not available yet").into_response()
+    let Some(hub) = state.hub.as_ref() else {
+        return ApiError::not_found("WebSocket endpoint not available").into_response();
+    };
+    // Route matched `/api/v1/events/{eventId}/ws`: the id is the segment before `ws`.
+    let id = req
+        .uri()
+        .path()
+        .strip_suffix("/ws")
+        .and_then(|p| p.rsplit('/').next())
+        .and_then(percent_decode);
+    match id {
+        Some(id) => hub.upgrade(req, &id),
+        None => ApiError::invalid("Path is not valid percent-encoded UTF-8").into_response(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

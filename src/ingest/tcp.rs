@@ -374,7 +374,6 @@ async fn deliver(merge: &MergeHandle, inputs: Vec<crate::merge::Input>) -> Resul
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
