@@ -161,6 +161,13 @@ pub struct EventImage {
     pub bytes: Arc<Vec<u8>>,
 }
 
+/// Admin-given dates that bound the API key's validity (see [`EventHeader::key_dates`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyDates {
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+}
+
 /// Identity and bookkeeping of an event (everything but its sporting content).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventHeader {
@@ -177,6 +184,10 @@ pub struct EventHeader {
     pub config: EventConfig,
     pub image: Option<EventImage>,
     pub has_xml_data: bool,
+    /// The dates the admin gave at creation (`startDate`, `endDate`), kept apart from
+    /// `meta` because an XML import may rewrite `meta`'s dates. The API key's validity
+    /// window follows these only, so an import can never lock its own key out.
+    pub key_dates: KeyDates,
     /// Incremented once per committed change of this event; never goes backwards.
     pub seq: u64,
     /// `YYYY-MM-DD HH:MM:SS` UTC.

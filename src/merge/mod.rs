@@ -476,11 +476,17 @@ impl MergeLoop {
             .max()
             .unwrap_or(0)
             + 1;
+        // Only an admin create passes dates here; they bound the API key for good.
+        let key_dates = crate::model::KeyDates {
+            start_date: meta.start_date.clone(),
+            end_date: meta.end_date.clone(),
+        };
         EventHeader {
             id,
             event_id,
             xml_event_id: None,
             meta,
+            key_dates,
             status: EventStatus::Draft,
             status_changed_at: None,
             api_key,

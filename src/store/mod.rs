@@ -49,7 +49,10 @@ impl Synchronous {
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records the last one applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_key_dates.sql"),
+];
 
 pub struct Store {
     conn: Connection,

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, Row as SqlRow, Transaction};
 use super::StoreError;
 use crate::model::{
     Category, Class, Course, Event, EventConfig, EventHeader, EventImage, EventMeta, EventStatus,
-    Gates, Participant, Race, ResultRow, Source, TcpFields,
+    Gates, KeyDates, Participant, Race, ResultRow, Source, TcpFields,
 };
 
 /// What one commit wrote.
@@ -24,8 +24,9 @@ pub(super) fn upsert_header(tx: &Transaction<'_>, h: &EventHeader) -> Result<(),
     tx.execute(
         "INSERT INTO events (id, event_id, xml_event_id, main_title, sub_title, location, facility,
             start_date, end_date, discipline, status, status_changed_at, api_key, config, image,
-            image_type, has_xml_data, seq, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+            image_type, has_xml_data, seq, created_at, key_start_date, key_end_date)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                 ?20, ?21)
          ON CONFLICT(id) DO UPDATE SET
             event_id = excluded.event_id, xml_event_id = excluded.xml_event_id,
             main_title = excluded.main_title, sub_title = excluded.sub_title,
@@ -34,7 +35,8 @@ pub(super) fn upsert_header(tx: &Transaction<'_>, h: &EventHeader) -> Result<(),
             discipline = excluded.discipline, status = excluded.status,
             status_changed_at = excluded.status_changed_at, api_key = excluded.api_key,
             config = excluded.config, image = excluded.image, image_type = excluded.image_type,
-            has_xml_data = excluded.has_xml_data, seq = excluded.seq",
+            has_xml_data = excluded.has_xml_data, seq = excluded.seq,
+            key_start_date = excluded.key_start_date, key_end_date = excluded.key_end_date",
         params![
             h.id,
             h.event_id,
@@ -55,6 +57,8 @@ pub(super) fn upsert_header(tx: &Transaction<'_>, h: &EventHeader) -> Result<(),
             h.has_xml_data,
             h.seq as i64,
             h.created_at,
+            h.key_dates.start_date,
+            h.key_dates.end_date,
         ],
     )?;
     Ok(())
@@ -64,7 +68,7 @@ pub(super) fn load_headers(conn: &Connection) -> Result<Vec<EventHeader>, StoreE
     let mut stmt = conn.prepare(
         "SELECT id, event_id, xml_event_id, main_title, sub_title, location, facility, start_date,
                 end_date, discipline, status, status_changed_at, api_key, config, image, image_type,
-                has_xml_data, seq, created_at
+                has_xml_data, seq, created_at, key_start_date, key_end_date
          FROM events ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -95,6 +99,10 @@ pub(super) fn load_headers(conn: &Connection) -> Result<Vec<EventHeader>, StoreE
                     bytes: Arc::new(bytes),
                 }),
                 has_xml_data: r.get(16)?,
+                key_dates: KeyDates {
+                    start_date: r.get(19)?,
+                    end_date: r.get(20)?,
+                },
                 seq: r.get::<_, i64>(17)? as u64,
                 created_at: r.get(18)?,
             },

@@ -1,0 +1,1111 @@
+//! Routing and handlers. Every handler returns a response; bad input never panics and never
+//! becomes a 500.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::auth::{check_api_key, check_api_key_for, check_master, parse_date_days, validity_iso};
+use super::error::{ApiError, ErrorCode};
+use super::{wire, AppState};
+use crate::merge::{
+    ingest_allowed, AdminCommand, Input, MergeError, Outcome, ResultUpdate, Via, XmlOrigin,
+    XmlTarget,
+};
+use crate::model::{EventConfig, EventImage, EventMeta, EventStatus, Gates, OnCourseEntry};
+
+type Resp = Response<Full<Bytes>>;
+type Res = Result<Resp, ApiError>;
+
+/// Most items one oncourse POST may carry.
+pub const MAX_ONCOURSE_ITEMS: usize = 1_000;
+/// Most items one results POST may carry.
+pub const MAX_RESULT_ITEMS: usize = 10_000;
+/// Largest event image (decoded).
+pub const MAX_IMAGE_BYTES: usize = 1024 * 1024;
+
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Res {
+    let body = serde_json::to_vec(value)
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("serialization failed: {e}")))?;
+    Ok(json_bytes(status, body))
+}
+
+fn ok<T: Serialize>(value: &T) -> Res {
+    json(StatusCode::OK, value)
+}
+
+/// Entry point for every request.
+pub async fn handle(req: Request<Incoming>, state: AppState) -> Resp {
+    let method = req.method().clone();
+    let (route, result) = dispatch(req, &state).await;
+    let mut resp = result.unwrap_or_else(ApiError::into_response);
+    state
+        .metrics
+        .request(route, method.as_str(), resp.status().as_u16());
+    if method == Method::HEAD {
+        let size = hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .unwrap_or(0);
+        *resp.body_mut() = Full::default();
+        resp.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    resp
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn query_param(req_query: Option<&str>, name: &str) -> Option<String> {
+    for pair in req_query?.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if percent_decode(&k.replace('+', " ")).as_deref() == Some(name) {
+            return percent_decode(&v.replace('+', " "));
+        }
+    }
+    None
+}
+
+fn not_found_route(method: &Method, path: &str) -> ApiError {
+    ApiError::not_found(format!("Route {method} {path} not found"))
+}
+
+async fn dispatch(req: Request<Incoming>, state: &AppState) -> (&'static str, Res) {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let get = method == Method::GET || method == Method::HEAD;
+    let Some(segs) = path
+        .strip_prefix('/')
+        .unwrap_or(&path)
+        .split('/')
+        .map(percent_decode)
+        .collect::<Option<Vec<String>>>()
+    else {
+        return (
+            "unmatched",
+            Err(ApiError::invalid("Path is not valid percent-encoded UTF-8")),
+        );
+    };
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match s.as_slice() {
+        ["health"] if get => ("/health", ok(&serde_json::json!({"status": "ok"}))),
+        ["healthz"] if get => ("/healthz", ok(&serde_json::json!({"status": "ok"}))),
+        ["readyz"] if get => ("/readyz", readyz(state)),
+        ["metrics"] if get => ("/metrics", Ok(metrics(state))),
+        ["api", "v1", rest @ ..] => match rest {
+            ["admin", "events"] if method == Method::POST => {
+                ("/api/v1/admin/events", create_event(req, state).await)
+            }
+            ["admin", "events"] if get => ("/api/v1/admin/events", admin_list(&req, state)),
+            ["admin", "events", id] if method == Method::DELETE => (
+                "/api/v1/admin/events/{eventId}",
+                delete_event(&req, state, id).await,
+            ),
+            ["admin", "events", id, "status"] if method == Method::PATCH => (
+                "/api/v1/admin/events/{eventId}/status",
+                set_status(req, state, id).await,
+            ),
+            ["admin", "events", id, "config"] if get => (
+                "/api/v1/admin/events/{eventId}/config",
+                get_config(&req, state, id),
+            ),
+            ["admin", "events", id, "config"] if method == Method::PATCH => (
+                "/api/v1/admin/events/{eventId}/config",
+                set_config(req, state, id).await,
+            ),
+            ["ingest", "xml"] if method == Method::POST => {
+                ("/api/v1/ingest/xml", ingest_xml(req, state).await)
+            }
+            ["ingest", "oncourse"] if method == Method::POST => {
+                ("/api/v1/ingest/oncourse", ingest_oncourse(req, state).await)
+            }
+            ["ingest", "results"] if method == Method::POST => {
+                ("/api/v1/ingest/results", ingest_results(req, state).await)
+            }
+            ["events"] if get => ("/api/v1/events", public_list(state)),
+            ["events", id] if get => ("/api/v1/events/{eventId}", public_detail(state, id)),
+            ["events", id, "results", race] if get => (
+                "/api/v1/events/{eventId}/results/{raceId}",
+                public_results(&req, state, id, race),
+            ),
+            ["events", id, "startlist", race] if get => (
+                "/api/v1/events/{eventId}/startlist/{raceId}",
+                public_startlist(state, id, race),
+            ),
+            ["events", id, "oncourse"] if get => (
+                "/api/v1/events/{eventId}/oncourse",
+                public_oncourse(state, id),
+            ),
+            ["events", id, "categories"] if get => (
+                "/api/v1/events/{eventId}/categories",
+                public_categories(state, id),
+            ),
+            ["events", id, "image"] if get => {
+                ("/api/v1/events/{eventId}/image", public_image(state, id))
+            }
+            ["events", _, "ws"] if method == Method::GET => (
+                "/api/v1/events/{eventId}/ws",
+                Ok(ws_upgrade(req, state.clone()).await),
+            ),
+            _ => ("unmatched", Err(not_found_route(&method, &path))),
+        },
+        _ => ("unmatched", Err(not_found_route(&method, &path))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket dispatch point
+
+/// `GET /api/v1/events/{eventId}/ws`.
+///
+/// DISPATCH POINT for the WebSocket hub (`src/hub/`): the hub checks the event (404 unknown
+/// or draft, 410 official, 503 room full) and performs the upgrade here. The connection is
+/// served `with_upgrades()`, so `hyper::upgrade::on(req)` works. Until then: 404.
+pub async fn ws_upgrade(req: Request<Incoming>, state: AppState) -> Resp {
+    let _ = (&req, &state);
+    ApiError::not_found("WebSocket endpoint not available yet").into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies
+
+async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<(hyper::http::request::Parts, Bytes), ApiError> {
+    let (parts, body) = req.into_parts();
+    if let Some(len) = parts.headers.get(CONTENT_LENGTH) {
+        let len: u64 = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| ApiError::invalid("Content-Length is not a number"))?;
+        if len > limit as u64 {
+            return Err(ApiError::too_large(limit));
+        }
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok((parts, c.to_bytes())),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Err(ApiError::too_large(limit))
+            } else {
+                Err(ApiError::invalid(format!(
+                    "Could not read the request body: {e}"
+                )))
+            }
+        }
+    }
+}
+
+/// Strict JSON decoding; the error names the field (`results[3].time: ...`).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid(
+            "Request body is empty; a JSON object is expected",
+        ));
+    }
+    // Every body is an object; serde would also accept a struct as an array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid(
+            "Body is not valid JSON for this endpoint: a JSON object is expected",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = if inner.is_syntax() || inner.is_eof() {
+            format!("Body is not valid JSON: {inner}")
+        } else {
+            let text = inner.to_string();
+            let text = text.split(" at line ").next().unwrap_or(&text).to_owned();
+            let text = text
+                .replace("expected u32", "expected integer")
+                .replace("expected u16", "expected integer")
+                .replace("expected i64", "expected integer")
+                .replace("expected u64", "expected integer");
+            if path.is_empty() || path == "." {
+                text
+            } else {
+                format!("{path}: {text}")
+            }
+        };
+        ApiError::invalid(msg)
+    })?;
+    de.end()
+        .map_err(|e| ApiError::invalid(format!("Body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// `Some(None)` for an explicit `null`, `None` (via `#[serde(default)]`) when omitted.
+fn explicit<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health and metrics
+
+fn readyz(state: &AppState) -> Res {
+    if state.merge.is_running() {
+        ok(&serde_json::json!({"status": "ready"}))
+    } else {
+        Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "The merge loop is not running",
+        ))
+    }
+}
+
+fn metrics(state: &AppState) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(state.metrics.render())));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateEventBody {
+    event_id: String,
+    main_title: String,
+    #[serde(default)]
+    sub_title: Option<String>,
+    #[serde(default)]
+    location: Option<String>,
+    #[serde(default)]
+    facility: Option<String>,
+    #[serde(default)]
+    start_date: Option<String>,
+    #[serde(default)]
+    end_date: Option<String>,
+    #[serde(default)]
+    discipline: Option<String>,
+    #[serde(default)]
+    image_data: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Validity {
+    valid_from: Option<String>,
+    valid_until: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Created {
+    id: i64,
+    event_id: String,
+    api_key: String,
+    validity: Validity,
+}
+
+/// Event ids appear in URLs: 1–100 characters of `A-Z a-z 0-9 . _ -`.
+fn valid_event_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 100
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn text_field(name: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
+    match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+        Some(s) if s.chars().count() > 500 => Err(ApiError::invalid(format!(
+            "{name}: longer than 500 characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
+fn date_field(name: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
+    match text_field(name, v)? {
+        None => Ok(None),
+        Some(s) => {
+            if parse_date_days(&s).is_none() {
+                return Err(ApiError::invalid(format!(
+                    "{name}: '{s}' is not a date (YYYY-MM-DD)"
+                )));
+            }
+            Ok(Some(s[..10].to_owned()))
+        }
+    }
+}
+
+/// Decodes `imageData` (data URI or raw base64) and checks that it is really an image.
+pub fn decode_image(data: &str) -> Result<EventImage, ApiError> {
+    let b64 = match data.strip_prefix("data:") {
+        Some(rest) => {
+            let (meta, payload) = rest
+                .split_once(',')
+                .ok_or_else(|| ApiError::invalid("imageData: data URI without ','"))?;
+            if !meta.starts_with("image/") || !meta.ends_with(";base64") {
+                return Err(ApiError::invalid(
+                    "imageData: expected data:image/<type>;base64,<data>",
+                ));
+            }
+            payload
+        }
+        None => data,
+    };
+    let cleaned: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(cleaned.as_bytes())
+        .map_err(|e| ApiError::invalid(format!("imageData: not valid base64 ({e})")))?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("imageData: empty image"));
+    }
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(ApiError::invalid(format!(
+            "imageData: image is {} bytes, over the limit of {MAX_IMAGE_BYTES}",
+            bytes.len()
+        )));
+    }
+    let content_type = sniff_image(&bytes)
+        .ok_or_else(|| ApiError::invalid("imageData: not a PNG, JPEG, GIF, WebP or SVG image"))?;
+    Ok(EventImage {
+        content_type: content_type.to_owned(),
+        bytes: Arc::new(bytes),
+    })
+}
+
+/// The image type from its leading bytes.
+pub fn sniff_image(b: &[u8]) -> Option<&'static str> {
+    if b.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if b.starts_with(b"GIF87a") || b.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if b.len() >= 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        let text = std::str::from_utf8(b).ok()?;
+        let t = text.trim_start_matches('\u{feff}').trim_start();
+        let head: String = t.chars().take(4096).collect();
+        let looks_xml = t.starts_with('<');
+        (looks_xml && head.contains("<svg")).then_some("image/svg+xml")
+    }
+}
+
+async fn create_event(req: Request<Incoming>, state: &AppState) -> Res {
+    check_master(
+        req.headers(),
+        &state.settings.master_keys,
+        state.settings.dev,
+    )?;
+    let (_, body) = read_body(req, state.settings.body_limit).await?;
+    let b: CreateEventBody = decode(&body)?;
+    let event_id = b.event_id.trim().to_owned();
+    if event_id.is_empty() {
+        return Err(ApiError::invalid("Missing required field: eventId"));
+    }
+    if !valid_event_id(&event_id) {
+        return Err(ApiError::invalid(
+            "eventId: use 1-100 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+        ));
+    }
+    let main_title = text_field("mainTitle", Some(b.main_title))?
+        .ok_or_else(|| ApiError::invalid("Missing required field: mainTitle"))?;
+    let start_date = date_field("startDate", b.start_date)?;
+    let end_date = date_field("endDate", b.end_date)?;
+    if let (Some(s), Some(e)) = (&start_date, &end_date) {
+        if s > e {
+            return Err(ApiError::invalid("endDate: before startDate"));
+        }
+    }
+    let image = match b.image_data.as_deref().filter(|s| !s.is_empty()) {
+        Some(d) => Some(decode_image(d)?),
+        None => None,
+    };
+    let meta = EventMeta {
+        main_title,
+        sub_title: text_field("subTitle", b.sub_title)?,
+        location: text_field("location", b.location)?,
+        facility: text_field("facility", b.facility)?,
+        start_date: start_date.clone(),
+        end_date: end_date.clone(),
+        discipline: text_field("discipline", b.discipline)?,
+    };
+    let api_key = crate::keys::generate_api_key();
+    let outcome = state
+        .merge
+        .send(Input::Admin(AdminCommand::CreateEvent {
+            event_id,
+            meta,
+            image,
+            api_key,
+        }))
+        .await?;
+    let Outcome::EventCreated {
+        id,
+        event_id,
+        api_key,
+    } = outcome
+    else {
+        return Err(unexpected());
+    };
+    let (valid_from, valid_until) = validity_iso(start_date.as_deref(), end_date.as_deref());
+    json(
+        StatusCode::CREATED,
+        &Created {
+            id,
+            event_id,
+            api_key,
+            validity: Validity {
+                valid_from,
+                valid_until,
+            },
+        },
+    )
+}
+
+fn unexpected() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "unexpected outcome from the merge loop",
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AdminEvent {
+    event_id: String,
+    main_title: String,
+    sub_title: Option<String>,
+    location: Option<String>,
+    start_date: Option<String>,
+    end_date: Option<String>,
+    discipline: Option<String>,
+    status: String,
+    api_key: String,
+    has_xml_data: bool,
+    has_image: bool,
+    created_at: String,
+}
+
+fn admin_list(req: &Request<Incoming>, state: &AppState) -> Res {
+    check_master(
+        req.headers(),
+        &state.settings.master_keys,
+        state.settings.dev,
+    )?;
+    let snap = state.merge.snapshot();
+    let mut events: Vec<_> = snap.events.values().collect();
+    events.sort_by_key(|e| e.header.id);
+    let events: Vec<AdminEvent> = events
+        .into_iter()
+        .map(|e| {
+            let h = &e.header;
+            AdminEvent {
+                event_id: h.event_id.clone(),
+                main_title: h.meta.main_title.clone(),
+                sub_title: h.meta.sub_title.clone(),
+                location: h.meta.location.clone(),
+                start_date: h.meta.start_date.clone(),
+                end_date: h.meta.end_date.clone(),
+                discipline: h.meta.discipline.clone(),
+                status: h.status.as_str().to_owned(),
+                api_key: h.api_key.clone(),
+                has_xml_data: h.has_xml_data,
+                has_image: h.image.is_some(),
+                created_at: h.created_at.clone(),
+            }
+        })
+        .collect();
+    ok(&serde_json::json!({ "events": events }))
+}
+
+async fn delete_event(req: &Request<Incoming>, state: &AppState, id: &str) -> Res {
+    check_master(
+        req.headers(),
+        &state.settings.master_keys,
+        state.settings.dev,
+    )?;
+    match state
+        .merge
+        .send(Input::Admin(AdminCommand::DeleteEvent {
+            event_id: id.to_owned(),
+        }))
+        .await?
+    {
+        Outcome::EventDeleted { event_id } => {
+            ok(&serde_json::json!({"deleted": true, "eventId": event_id}))
+        }
+        _ => Err(unexpected()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    status: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusChanged {
+    event_id: String,
+    previous_status: EventStatus,
+    status: EventStatus,
+    status_changed_at: String,
+}
+
+async fn set_status(req: Request<Incoming>, state: &AppState, id: &str) -> Res {
+    check_api_key_for(req.headers(), &state.merge.snapshot(), id)?;
+    let (_, body) = read_body(req, state.settings.body_limit).await?;
+    let b: StatusBody = decode(&body)?;
+    let to: EventStatus = b
+        .status
+        .parse()
+        .map_err(|e| ApiError::invalid(format!("status: {e}")))?;
+    match state
+        .merge
+        .send(Input::Admin(AdminCommand::Transition {
+            event_id: id.to_owned(),
+            to,
+        }))
+        .await?
+    {
+        Outcome::Transitioned {
+            event_id,
+            previous,
+            status,
+            changed_at,
+        } => ok(&StatusChanged {
+            event_id,
+            previous_status: previous,
+            status,
+            status_changed_at: changed_at,
+        }),
+        _ => Err(unexpected()),
+    }
+}
+
+fn get_config(req: &Request<Incoming>, state: &AppState, id: &str) -> Res {
+    let event = check_api_key_for(req.headers(), &state.merge.snapshot(), id)?;
+    ok(&event.header.config)
+}
+
+async fn set_config(req: Request<Incoming>, state: &AppState, id: &str) -> Res {
+    let event = check_api_key_for(req.headers(), &state.merge.snapshot(), id)?;
+    let (_, body) = read_body(req, state.settings.body_limit).await?;
+    let patch: EventConfig = decode(&body)?;
+    if let Some(m) = &patch.display_mode {
+        if m != "simple" && m != "detailed" {
+            return Err(ApiError::invalid(format!(
+                "displayMode: '{m}' is not one of simple, detailed"
+            )));
+        }
+    }
+    // Early guard from the snapshot; the merge loop checks again at commit.
+    if !ingest_allowed(event.header.status, "config") {
+        return Err(MergeError::Forbidden {
+            data: "config",
+            status: event.header.status,
+        }
+        .into());
+    }
+    let mut config = event.header.config.clone();
+    if patch.active_race_id.is_some() {
+        config.active_race_id = patch.active_race_id;
+    }
+    if patch.display_mode.is_some() {
+        config.display_mode = patch.display_mode;
+    }
+    if patch.show_on_course.is_some() {
+        config.show_on_course = patch.show_on_course;
+    }
+    if patch.merge_strategy.is_some() {
+        config.merge_strategy = patch.merge_strategy;
+    }
+    match state
+        .merge
+        .send(Input::Admin(AdminCommand::SetConfig {
+            event_id: id.to_owned(),
+            config,
+        }))
+        .await?
+    {
+        Outcome::ConfigSet { config, .. } => ok(&config),
+        _ => Err(unexpected()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ingest
+
+#[derive(Deserialize)]
+struct XmlBody {
+    xml: String,
+}
+
+fn ingest_outcome(state: &AppState, kind: &'static str, r: &Result<Resp, ApiError>) {
+    let outcome = match r {
+        Ok(_) => "applied",
+        Err(e) => match e.code {
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Unavailable => "error",
+            _ => "rejected",
+        },
+    };
+    state.metrics.ingest(kind, outcome);
+}
+
+async fn ingest_xml(req: Request<Incoming>, state: &AppState) -> Res {
+    let r = ingest_xml_inner(req, state).await;
+    ingest_outcome(state, "xml", &r);
+    r
+}
+
+async fn ingest_xml_inner(req: Request<Incoming>, state: &AppState) -> Res {
+    let event = check_api_key(req.headers(), &state.merge.snapshot())?;
+    if !ingest_allowed(event.header.status, "xml") {
+        return Err(MergeError::Forbidden {
+            data: "xml",
+            status: event.header.status,
+        }
+        .into());
+    }
+    let raw_xml = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            let ct = ct.to_ascii_lowercase();
+            ct.starts_with("application/xml") || ct.starts_with("text/xml")
+        })
+        .unwrap_or(false);
+    let (_, body) = read_body(req, state.settings.body_limit_xml).await?;
+    let xml: Bytes = if raw_xml {
+        body
+    } else {
+        let b: XmlBody = decode(&body)?;
+        Bytes::from(b.xml.into_bytes())
+    };
+    if xml.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid("Missing required field: xml"));
+    }
+    let export = tokio::task::spawn_blocking(move || crate::xml::parse_export(&xml))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("XML parser failed: {e}")))?
+        .map_err(|e| ApiError::invalid(format!("Invalid XML: {e}")))?;
+    let outcome = state
+        .merge
+        .send(Input::Xml {
+            target: XmlTarget::Event(event.header.event_id.clone()),
+            export: Box::new(export),
+            origin: XmlOrigin::IngestApi,
+        })
+        .await?;
+    match outcome {
+        Outcome::XmlImported { counts, .. } => ok(&serde_json::json!({ "imported": counts })),
+        _ => Err(unexpected()),
+    }
+}
+
+#[derive(Deserialize)]
+struct OnCourseBody {
+    oncourse: Vec<OnCourseIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OnCourseIn {
+    participant_id: String,
+    race_id: String,
+    bib: u32,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    club: Option<String>,
+    #[serde(default)]
+    position: Option<u32>,
+    #[serde(default)]
+    gates: Option<Vec<Option<u16>>>,
+    #[serde(default)]
+    dt_start: Option<String>,
+    #[serde(default)]
+    dt_finish: Option<String>,
+    #[serde(default)]
+    time: Option<u32>,
+    #[serde(default)]
+    pen: Option<u32>,
+    #[serde(default)]
+    total: Option<u32>,
+    #[serde(default)]
+    rank: Option<u32>,
+    #[serde(default)]
+    ttb_diff: Option<String>,
+    #[serde(default)]
+    ttb_name: Option<String>,
+}
+
+fn cs_to_ms(cs: u32) -> i64 {
+    i64::from(cs) * 10
+}
+
+fn pen_cs_to_s(field: &str, cs: u32) -> Result<i64, ApiError> {
+    if cs % 100 != 0 {
+        return Err(ApiError::invalid(format!(
+            "{field}: {cs} is not whole seconds (penalties are centiseconds, multiples of 100)"
+        )));
+    }
+    Ok(i64::from(cs / 100))
+}
+
+fn nonempty(field: &str, s: &str) -> Result<(), ApiError> {
+    if s.trim().is_empty() {
+        return Err(ApiError::invalid(format!("{field}: must not be empty")));
+    }
+    Ok(())
+}
+
+async fn ingest_oncourse(req: Request<Incoming>, state: &AppState) -> Res {
+    let r = ingest_oncourse_inner(req, state).await;
+    ingest_outcome(state, "oncourse", &r);
+    r
+}
+
+async fn ingest_oncourse_inner(req: Request<Incoming>, state: &AppState) -> Res {
+    let event = check_api_key(req.headers(), &state.merge.snapshot())?;
+    let (_, body) = read_body(req, state.settings.body_limit).await?;
+    let b: OnCourseBody = decode(&body)?;
+    if b.oncourse.len() > MAX_ONCOURSE_ITEMS {
+        return Err(ApiError::invalid(format!(
+            "oncourse: {} items, at most {MAX_ONCOURSE_ITEMS} are accepted",
+            b.oncourse.len()
+        )));
+    }
+    let mut entries: Vec<OnCourseEntry> = Vec::with_capacity(b.oncourse.len());
+    for (i, e) in b.oncourse.into_iter().enumerate() {
+        let f = |name: &str| format!("oncourse[{i}].{name}");
+        nonempty(&f("participantId"), &e.participant_id)?;
+        nonempty(&f("raceId"), &e.race_id)?;
+        if let Some(g) = &e.gates {
+            if g.len() > 100 {
+                return Err(ApiError::invalid(format!(
+                    "{}: more than 100 gates",
+                    f("gates")
+                )));
+            }
+        }
+        let pen_s = e.pen.map(|p| pen_cs_to_s(&f("pen"), p)).transpose()?;
+        let entry = OnCourseEntry {
+            participant_id: Some(e.participant_id),
+            race_id: e.race_id,
+            bib: e.bib,
+            name: e.name.unwrap_or_default(),
+            club: e.club,
+            position: e.position.unwrap_or(i as u32 + 1),
+            gates: e.gates.unwrap_or_default(),
+            dt_start: e.dt_start,
+            dt_finish: e.dt_finish,
+            time_ms: e.time.map(cs_to_ms),
+            pen_s,
+            total_ms: e.total.map(cs_to_ms),
+            rank: e.rank,
+            ttb_diff: e.ttb_diff,
+            ttb_name: e.ttb_name,
+        };
+        // One rider once per race: a later entry replaces an earlier one.
+        entries.retain(|x| !(x.race_id == entry.race_id && x.bib == entry.bib));
+        entries.push(entry);
+    }
+    let outcome = state
+        .merge
+        .send(Input::OnCourse {
+            event_id: event.header.event_id.clone(),
+            entries,
+            via: Via::IngestApi,
+        })
+        .await?;
+    match outcome {
+        Outcome::OnCourse {
+            ignored_no_xml: true,
+            ..
+        } => ok(&serde_json::json!({"active": 0, "ignored": true})),
+        Outcome::OnCourse { active, .. } => ok(&serde_json::json!({ "active": active })),
+        _ => Err(unexpected()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ResultsBody {
+    results: Vec<ResultIn>,
+}
+
+#[derive(Deserialize)]
+struct GateIn {
+    gate: u32,
+    #[serde(default)]
+    #[allow(dead_code)]
+    time: Option<u32>,
+    #[serde(default)]
+    pen: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultIn {
+    race_id: String,
+    participant_id: String,
+    bib: u32,
+    #[serde(default, deserialize_with = "explicit")]
+    time: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "explicit")]
+    pen: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "explicit")]
+    total: Option<Option<u32>>,
+    /// Accepted and checked, but ranks are always recomputed from the totals.
+    #[serde(default)]
+    #[allow(dead_code)]
+    rnk: Option<u32>,
+    #[serde(default, deserialize_with = "explicit")]
+    status: Option<Option<String>>,
+    #[serde(default)]
+    gates: Option<Vec<GateIn>>,
+    #[serde(default, deserialize_with = "explicit")]
+    dt_start: Option<Option<String>>,
+    #[serde(default, deserialize_with = "explicit")]
+    dt_finish: Option<Option<String>>,
+}
+
+const STATUSES: [&str; 7] = ["DNS", "DNF", "DSQ", "CAP", "RAL", "DNQ", "*"];
+
+async fn ingest_results(req: Request<Incoming>, state: &AppState) -> Res {
+    let r = ingest_results_inner(req, state).await;
+    ingest_outcome(state, "results", &r);
+    r
+}
+
+async fn ingest_results_inner(req: Request<Incoming>, state: &AppState) -> Res {
+    let event = check_api_key(req.headers(), &state.merge.snapshot())?;
+    let (_, body) = read_body(req, state.settings.body_limit).await?;
+    let b: ResultsBody = decode(&body)?;
+    if b.results.len() > MAX_RESULT_ITEMS {
+        return Err(ApiError::invalid(format!(
+            "results: {} items, at most {MAX_RESULT_ITEMS} are accepted",
+            b.results.len()
+        )));
+    }
+    let mut updates = Vec::with_capacity(b.results.len());
+    for (i, r) in b.results.into_iter().enumerate() {
+        let f = |name: &str| format!("results[{i}].{name}");
+        nonempty(&f("raceId"), &r.race_id)?;
+        nonempty(&f("participantId"), &r.participant_id)?;
+        let status = match r.status {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(s)) => {
+                let s = s.trim().to_ascii_uppercase();
+                if s.is_empty() {
+                    Some(None)
+                } else if STATUSES.contains(&s.as_str()) {
+                    Some(Some(s))
+                } else {
+                    return Err(ApiError::invalid(format!(
+                        "{}: '{s}' is not one of {}",
+                        f("status"),
+                        STATUSES.join(", ")
+                    )));
+                }
+            }
+        };
+        let pen_s = match r.pen {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(p)) => Some(Some(pen_cs_to_s(&f("pen"), p)?)),
+        };
+        let gates = match r.gates {
+            None => None,
+            Some(list) => {
+                let mut slots: Vec<Option<u16>> = Vec::new();
+                for (k, g) in list.iter().enumerate() {
+                    if g.gate == 0 || g.gate > 100 {
+                        return Err(ApiError::invalid(format!(
+                            "{}: gate number {} is not in 1..=100",
+                            f(&format!("gates[{k}].gate")),
+                            g.gate
+                        )));
+                    }
+                    let idx = g.gate as usize - 1;
+                    if slots.len() <= idx {
+                        slots.resize(idx + 1, None);
+                    }
+                    slots[idx] = g.pen;
+                }
+                Some(Gates(slots))
+            }
+        };
+        updates.push(ResultUpdate {
+            race_id: r.race_id,
+            participant_id: r.participant_id,
+            bib: Some(r.bib),
+            time_ms: r.time.map(|t| t.map(cs_to_ms)),
+            pen_s,
+            total_ms: r.total.map(|t| t.map(cs_to_ms)),
+            status,
+            gates,
+            dt_start: r.dt_start,
+            dt_finish: r.dt_finish,
+        });
+    }
+    let outcome = state
+        .merge
+        .send(Input::Results {
+            event_id: event.header.event_id.clone(),
+            updates,
+            via: Via::IngestApi,
+        })
+        .await?;
+    match outcome {
+        Outcome::Results {
+            ignored_no_xml: true,
+            ..
+        } => ok(&serde_json::json!({"updated": 0, "ignored": true})),
+        Outcome::Results {
+            updated,
+            ignored_unknown,
+            ..
+        } => ok(&serde_json::json!({"updated": updated, "skipped": ignored_unknown})),
+        _ => Err(unexpected()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+
+fn public_event(state: &AppState, id: &str) -> Result<Arc<crate::model::Event>, ApiError> {
+    let snap = state.merge.snapshot();
+    match snap.event(id) {
+        Some(e) if e.header.status.is_public() => Ok(Arc::clone(e)),
+        _ => Err(ApiError::not_found("Event not found")),
+    }
+}
+
+fn public_list(state: &AppState) -> Res {
+    let snap = state.merge.snapshot();
+    let mut events: Vec<_> = snap
+        .events
+        .values()
+        .filter(|e| e.header.status.is_public())
+        .collect();
+    // start_date descending, events without a date last.
+    events.sort_by(|a, b| {
+        let (da, db) = (&a.header.meta.start_date, &b.header.meta.start_date);
+        da.is_none()
+            .cmp(&db.is_none())
+            .then_with(|| db.cmp(da))
+            .then_with(|| a.header.event_id.cmp(&b.header.event_id))
+    });
+    let list: Vec<wire::EventSummary> =
+        events.into_iter().map(|e| wire::event_summary(e)).collect();
+    ok(&serde_json::json!({ "events": list }))
+}
+
+fn public_detail(state: &AppState, id: &str) -> Res {
+    let e = public_event(state, id)?;
+    ok(&wire::event_detail(&e))
+}
+
+fn flag(v: Option<String>) -> bool {
+    matches!(v.as_deref(), Some("true") | Some("1"))
+}
+
+fn public_results(req: &Request<Incoming>, state: &AppState, id: &str, race: &str) -> Res {
+    let e = public_event(state, id)?;
+    let q = req.uri().query();
+    let cat = query_param(q, "catId");
+    let detailed = flag(query_param(q, "detailed"));
+    let r = wire::race_results(&e, race, cat.as_deref(), detailed)
+        .ok_or_else(|| ApiError::not_found("Race not found"))?;
+    ok(&r)
+}
+
+fn public_startlist(state: &AppState, id: &str, race: &str) -> Res {
+    let e = public_event(state, id)?;
+    let r = wire::startlist(&e, race).ok_or_else(|| ApiError::not_found("Race not found"))?;
+    ok(&r)
+}
+
+fn public_oncourse(state: &AppState, id: &str) -> Res {
+    let e = public_event(state, id)?;
+    ok(&serde_json::json!({ "oncourse": wire::oncourse(&e) }))
+}
+
+fn public_categories(state: &AppState, id: &str) -> Res {
+    let e = public_event(state, id)?;
+    ok(&serde_json::json!({ "categories": wire::categories(&e) }))
+}
+
+fn public_image(state: &AppState, id: &str) -> Res {
+    // Unlike live-mini, a draft event's image is not public either.
+    let e = public_event(state, id).map_err(|_| ApiError::not_found("Image not found"))?;
+    let img = e
+        .header
+        .image
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("Image not found"))?;
+    let mut r = Response::new(Full::new(Bytes::from(img.bytes.as_ref().clone())));
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_str(&img.content_type).unwrap_or(HeaderValue::from_static("image/png")),
+    );
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    // An SVG opened directly must not run scripts on our origin.
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+    );
+    Ok(r)
+}

@@ -1,0 +1,844 @@
+//! Wire types (public JSON) and their explicit conversion from the domain model.
+//!
+//! Units on the wire are live-mini's: `time`, `total`, `prevTime`, `prevTotal`, `totalTotal`
+//! in centiseconds (domain milliseconds / 10), `pen`/`prevPen` in centiseconds (domain
+//! seconds × 100), per-gate penalties in seconds (0/2/50). `totalBehind` strings as stored.
+//!
+//! Every builder here is a pure function of an [`Event`], so the WebSocket hub builds its
+//! messages with exactly the same code as the REST routes.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::merge::ranking::behind;
+use crate::model::{
+    Category, Class, Course, Event, EventHeader, OnCourseEntry, Participant, Race, ResultRow,
+};
+
+/// Domain milliseconds → wire centiseconds (rounded half away from zero).
+pub fn ms_to_cs(ms: i64) -> i64 {
+    if ms >= 0 {
+        (ms + 5) / 10
+    } else {
+        (ms - 5) / 10
+    }
+}
+
+/// Domain penalty seconds → wire centiseconds.
+pub fn pen_s_to_cs(s: i64) -> i64 {
+    s * 100
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+/// An event in the public list (`GET /api/v1/events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventSummary {
+    pub event_id: String,
+    pub main_title: String,
+    pub sub_title: Option<String>,
+    pub location: Option<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub discipline: Option<String>,
+    pub status: String,
+    pub image_url: Option<String>,
+}
+
+/// The event object of the detail body (`event` in `GET /api/v1/events/{id}` and WS `full`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventInfo {
+    pub event_id: String,
+    pub main_title: String,
+    pub sub_title: Option<String>,
+    pub location: Option<String>,
+    pub facility: Option<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub discipline: Option<String>,
+    pub status: String,
+    pub image_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryWire {
+    pub cat_id: String,
+    pub name: String,
+    pub first_year: Option<i32>,
+    pub last_year: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassWire {
+    pub class_id: String,
+    pub name: String,
+    pub long_title: Option<String>,
+    pub categories: Vec<CategoryWire>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RaceWire {
+    pub race_id: String,
+    /// `null` when the race has no class (REST and WS alike; live-mini's REST used `""`).
+    pub class_id: Option<String>,
+    pub race_type: &'static str,
+    pub race_order: Option<i32>,
+    pub start_time: Option<String>,
+    pub race_status: Option<i32>,
+}
+
+/// A category aggregated over all classes (`GET .../categories`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CategorySummary {
+    pub cat_id: String,
+    pub name: String,
+    pub first_year: Option<i32>,
+    pub last_year: Option<i32>,
+    pub class_ids: Vec<String>,
+}
+
+/// `GET /api/v1/events/{id}` body, and the data of the WebSocket `full` message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventDetail {
+    pub event: EventInfo,
+    pub classes: Vec<ClassWire>,
+    pub races: Vec<RaceWire>,
+    pub categories: Vec<CategorySummary>,
+}
+
+fn image_url(h: &EventHeader) -> Option<String> {
+    h.image
+        .as_ref()
+        .map(|_| format!("/api/v1/events/{}/image", h.event_id))
+}
+
+pub fn event_summary(event: &Event) -> EventSummary {
+    let h = &event.header;
+    EventSummary {
+        event_id: h.event_id.clone(),
+        main_title: h.meta.main_title.clone(),
+        sub_title: h.meta.sub_title.clone(),
+        location: h.meta.location.clone(),
+        start_date: h.meta.start_date.clone(),
+        end_date: h.meta.end_date.clone(),
+        discipline: h.meta.discipline.clone(),
+        status: h.status.as_str().to_owned(),
+        image_url: image_url(h),
+    }
+}
+
+pub fn event_info(event: &Event) -> EventInfo {
+    let h = &event.header;
+    EventInfo {
+        event_id: h.event_id.clone(),
+        main_title: h.meta.main_title.clone(),
+        sub_title: h.meta.sub_title.clone(),
+        location: h.meta.location.clone(),
+        facility: h.meta.facility.clone(),
+        start_date: h.meta.start_date.clone(),
+        end_date: h.meta.end_date.clone(),
+        discipline: h.meta.discipline.clone(),
+        status: h.status.as_str().to_owned(),
+        image_url: image_url(h),
+    }
+}
+
+fn category_wire(c: &Category) -> CategoryWire {
+    CategoryWire {
+        cat_id: c.cat_id.clone(),
+        name: c.name.clone(),
+        first_year: c.first_year,
+        last_year: c.last_year,
+    }
+}
+
+pub fn class_wire(c: &Class) -> ClassWire {
+    ClassWire {
+        class_id: c.class_id.clone(),
+        name: c.name.clone(),
+        long_title: c.long_title.clone(),
+        categories: c.categories.iter().map(category_wire).collect(),
+    }
+}
+
+pub fn race_wire(r: &Race) -> RaceWire {
+    RaceWire {
+        race_id: r.race_id.clone(),
+        class_id: r.class_id.clone(),
+        race_type: r.race_type(),
+        race_order: r.race_order,
+        start_time: r.start_time.clone(),
+        race_status: r.race_status,
+    }
+}
+
+/// Classes by class id; races by race order (races without one first, as live-mini), then id.
+pub fn races_ordered(event: &Event) -> Vec<&Race> {
+    let mut races: Vec<&Race> = event.races.values().collect();
+    races.sort_by(|a, b| (a.race_order, &a.race_id).cmp(&(b.race_order, &b.race_id)));
+    races
+}
+
+/// Categories aggregated by `catId` (ordered by it); name and years from the first class
+/// (by class id) that has the category.
+pub fn categories(event: &Event) -> Vec<CategorySummary> {
+    let mut out: BTreeMap<&str, CategorySummary> = BTreeMap::new();
+    for class in event.classes.values() {
+        for c in &class.categories {
+            let entry = out
+                .entry(c.cat_id.as_str())
+                .or_insert_with(|| CategorySummary {
+                    cat_id: c.cat_id.clone(),
+                    name: c.name.clone(),
+                    first_year: c.first_year,
+                    last_year: c.last_year,
+                    class_ids: Vec::new(),
+                });
+            if !entry.class_ids.contains(&class.class_id) {
+                entry.class_ids.push(class.class_id.clone());
+            }
+        }
+    }
+    out.into_values().collect()
+}
+
+/// The structure of an event: `{event, classes, races, categories}`.
+pub fn event_detail(event: &Event) -> EventDetail {
+    EventDetail {
+        event: event_info(event),
+        classes: event.classes.values().map(class_wire).collect(),
+        races: races_ordered(event).into_iter().map(race_wire).collect(),
+        categories: categories(event),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gates
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GateWire {
+    pub number: u32,
+    /// `normal` (N), `reverse` (R) or `unknown` (no course, or past its end).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Seconds (0, 2, 50; team races may carry sums); `null` = not judged yet.
+    pub penalty: Option<u16>,
+}
+
+/// Positional penalties → numbered gates typed by the course's N/R configuration. One entry
+/// per course gate when the course is known (unjudged gates `null`), never fewer than the
+/// penalties given.
+pub fn gates_wire(penalties: &[Option<u16>], course: Option<&Course>) -> Vec<GateWire> {
+    let config: Vec<char> = course
+        .map(|c| c.gate_config().chars().collect())
+        .unwrap_or_default();
+    let n = penalties.len().max(config.len());
+    (0..n)
+        .map(|i| GateWire {
+            number: i as u32 + 1,
+            kind: match config.get(i) {
+                Some('N') => "normal",
+                Some('R') => "reverse",
+                _ => "unknown",
+            },
+            penalty: penalties.get(i).copied().flatten(),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RaceRef {
+    pub race_id: String,
+    pub class_id: Option<String>,
+    pub race_type: &'static str,
+    pub race_status: Option<i32>,
+}
+
+/// Extra fields of a best-run combined row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BestRunFields {
+    /// Status of the first run (BR1) when both runs exist.
+    pub prev_status: Option<String>,
+    /// Status of the second run when both exist, else of the only run.
+    pub curr_status: Option<String>,
+    pub better_run_nr: Option<i32>,
+    pub total_total: Option<i64>,
+    pub prev_time: Option<i64>,
+    pub prev_pen: Option<i64>,
+    pub prev_total: Option<i64>,
+    pub prev_rnk: Option<i32>,
+}
+
+/// Detail fields (`?detailed=true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetailFields {
+    pub dt_start: Option<String>,
+    pub dt_finish: Option<String>,
+    pub gates: Option<Vec<GateWire>>,
+    pub course_gate_count: Option<usize>,
+}
+
+/// First-run detail fields of a best-run row (`?detailed=true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrevDetailFields {
+    pub prev_dt_start: Option<String>,
+    pub prev_dt_finish: Option<String>,
+    pub prev_gates: Option<Vec<GateWire>>,
+}
+
+/// One row of a results list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultWire {
+    pub rnk: Option<i32>,
+    pub bib: Option<u32>,
+    pub athlete_id: Option<String>,
+    pub name: String,
+    pub club: Option<String>,
+    pub noc: Option<String>,
+    pub cat_id: Option<String>,
+    pub cat_rnk: Option<i32>,
+    pub time: Option<i64>,
+    pub pen: Option<i64>,
+    pub total: Option<i64>,
+    pub total_behind: Option<String>,
+    pub cat_total_behind: Option<String>,
+    pub status: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub best_run: Option<BestRunFields>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<DetailFields>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub prev_detail: Option<PrevDetailFields>,
+}
+
+/// `GET .../results/{raceId}` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RaceResults {
+    pub race: RaceRef,
+    pub results: Vec<ResultWire>,
+}
+
+fn race_ref(r: &Race) -> RaceRef {
+    RaceRef {
+        race_id: r.race_id.clone(),
+        class_id: r.class_id.clone(),
+        race_type: r.race_type(),
+        race_status: r.race_status,
+    }
+}
+
+fn detail_of(row: Option<&ResultRow>, course: Option<&Course>) -> DetailFields {
+    DetailFields {
+        dt_start: row.and_then(|r| r.dt_start.clone()),
+        dt_finish: row.and_then(|r| r.dt_finish.clone()),
+        gates: row
+            .filter(|r| !r.gates.is_empty())
+            .map(|r| gates_wire(&r.gates.0, course)),
+        course_gate_count: course.map(Course::gate_count),
+    }
+}
+
+/// `(bib, athleteId, name, club, noc, catId)`.
+type Identity = (
+    Option<u32>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The identity part of a row.
+fn identity(p: Option<&Participant>, row: Option<&ResultRow>) -> Identity {
+    (
+        row.and_then(|r| r.bib)
+            .or_else(|| p.and_then(|p| p.event_bib)),
+        p.and_then(|p| p.icf_id.clone()),
+        p.map(Participant::display_name).unwrap_or_default(),
+        p.and_then(|p| p.club.clone()),
+        p.and_then(|p| p.noc.clone()),
+        p.and_then(|p| p.cat_id.clone()),
+    )
+}
+
+fn standard_row(
+    event: &Event,
+    row: &ResultRow,
+    course: Option<&Course>,
+    detailed: bool,
+) -> ResultWire {
+    let p = event.participants.get(&row.participant_id);
+    let (bib, athlete_id, name, club, noc, cat_id) = identity(p, Some(row));
+    ResultWire {
+        rnk: row.rnk,
+        bib,
+        athlete_id,
+        name,
+        club,
+        noc,
+        cat_id,
+        cat_rnk: row.cat_rnk,
+        time: row.time_ms.map(ms_to_cs),
+        pen: row.pen_s.map(pen_s_to_cs),
+        total: row.total_ms.map(ms_to_cs),
+        total_behind: row.total_behind.clone(),
+        cat_total_behind: row.cat_total_behind.clone(),
+        status: row.status.clone(),
+        best_run: None,
+        detail: detailed.then(|| detail_of(Some(row), course)),
+        prev_detail: None,
+    }
+}
+
+/// Ranked rows first (by rank, then rank order), unranked rows after them (by start order,
+/// then bib). live-mini put the unranked rows first.
+fn row_order(a: &ResultRow, b: &ResultRow) -> std::cmp::Ordering {
+    let key = |r: &ResultRow| {
+        (
+            r.rnk.is_none(),
+            r.rnk.unwrap_or(i32::MAX),
+            r.rnk_order.unwrap_or(i32::MAX),
+            r.start_order.unwrap_or(i32::MAX),
+            r.bib.unwrap_or(u32::MAX),
+        )
+    };
+    key(a)
+        .cmp(&key(b))
+        .then_with(|| a.participant_id.cmp(&b.participant_id))
+}
+
+/// Is this race one run of a best-run pair whose rows we combine?
+pub fn best_run_pair(race: &Race) -> Option<(String, String)> {
+    match race.race_type() {
+        "best-run-1" | "best-run-2" => Race::best_run_partner(&race.race_id),
+        _ => None,
+    }
+}
+
+/// The combined view of one athlete over a best-run pair (domain units), before ranking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Combined<'a> {
+    pub participant_id: &'a str,
+    pub br1: Option<&'a ResultRow>,
+    pub br2: Option<&'a ResultRow>,
+    /// The second run's own total/penalty, `None` when TCP polluted them with the first
+    /// run's values (see [`combine`]).
+    pub br2_pen_s: Option<i64>,
+    pub br2_total_ms: Option<i64>,
+    pub better_run_nr: Option<i32>,
+    pub total_total_ms: Option<i64>,
+}
+
+/// Combines one athlete's two runs.
+///
+/// - A run counts when it has a total and no status; the smaller total wins, a tie goes to
+///   the first run (Canoe123's `BetterRunNr` convention), the only counting run wins alone.
+/// - Pollution guard (live-mini #180): Canoe123's TCP `Results` for a second run carry the
+///   *better* run's penalty/total. When the second run's total is not `time + pen` but equals
+///   the first run's total (±20 ms), its own penalty and total are unknown: they are shown as
+///   `null` (never invented) and the first run wins.
+/// - Nothing counts: no better run, no `totalTotal`, unranked. An export's `TotalTotal` that
+///   no run time in the file supports is not shown (see the tests on C1M_ST_BR2_6).
+pub fn combine<'a>(
+    pid: &'a str,
+    br1: Option<&'a ResultRow>,
+    br2: Option<&'a ResultRow>,
+) -> Combined<'a> {
+    let mut br2_pen_s = br2.and_then(|r| r.pen_s);
+    let mut br2_total_ms = br2.and_then(|r| r.total_ms);
+    if let (Some(r1), Some(r2)) = (br1, br2) {
+        if let (None, None, Some(t1), Some(time), Some(pen), Some(total)) = (
+            &r1.status,
+            &r2.status,
+            r1.total_ms,
+            r2.time_ms,
+            r2.pen_s,
+            r2.total_ms,
+        ) {
+            if (total - (time + pen * 1000)).abs() > 20 && (total - t1).abs() <= 20 {
+                br2_pen_s = None;
+                br2_total_ms = None;
+            }
+        }
+    }
+    let t1 = br1.filter(|r| r.status.is_none()).and_then(|r| r.total_ms);
+    let t2 = br2.filter(|r| r.status.is_none()).and(br2_total_ms);
+    let (better_run_nr, total_total_ms) = match (t1, t2) {
+        (Some(a), Some(b)) if b < a => (Some(2), Some(b)),
+        (Some(a), _) => (Some(1), Some(a)),
+        (None, Some(b)) => (Some(2), Some(b)),
+        (None, None) => (None, None),
+    };
+    Combined {
+        participant_id: pid,
+        br1,
+        br2,
+        br2_pen_s,
+        br2_total_ms,
+        better_run_nr,
+        total_total_ms,
+    }
+}
+
+/// Combined rows of a best-run pair, ranked by `totalTotal` (ties share a rank, rows without
+/// one after all ranked rows). Returns `(participant_id, row)`.
+fn best_run_rows(
+    event: &Event,
+    br1_id: &str,
+    br2_id: &str,
+    detailed: bool,
+) -> Vec<(String, ResultWire)> {
+    let empty = BTreeMap::new();
+    let r1 = event.results.get(br1_id).map(|m| &**m).unwrap_or(&empty);
+    let r2 = event.results.get(br2_id).map(|m| &**m).unwrap_or(&empty);
+    let course1 = event.races.get(br1_id).and_then(|r| event.course_of(r));
+    let course2 = event.races.get(br2_id).and_then(|r| event.course_of(r));
+    let mut pids: Vec<&String> = r1.keys().chain(r2.keys()).collect();
+    pids.sort();
+    pids.dedup();
+    let mut combined: Vec<Combined<'_>> = pids
+        .into_iter()
+        .map(|pid| combine(pid, r1.get(pid), r2.get(pid)))
+        .collect();
+    let start_key = |c: &Combined<'_>| {
+        let row = c.br2.or(c.br1);
+        (
+            row.and_then(|r| r.start_order).unwrap_or(i32::MAX),
+            row.and_then(|r| r.bib).unwrap_or(u32::MAX),
+        )
+    };
+    // Ties on totalTotal are broken by the other run (ICF rule, as Canoe123 ranks them:
+    // `TotalRnk` gives distinct ranks when the other runs differ).
+    let tie_key = |c: &Combined<'_>| -> (bool, Option<i64>) {
+        let other = match c.better_run_nr {
+            Some(1) => c.br2.filter(|r| r.status.is_none()).and(c.br2_total_ms),
+            Some(2) => c
+                .br1
+                .filter(|r| r.status.is_none())
+                .and_then(|r| r.total_ms),
+            _ => None,
+        };
+        (other.is_none(), other)
+    };
+    combined.sort_by(|a, b| {
+        (
+            a.total_total_ms.is_none(),
+            a.total_total_ms,
+            tie_key(a),
+            start_key(a),
+            a.participant_id,
+        )
+            .cmp(&(
+                b.total_total_ms.is_none(),
+                b.total_total_ms,
+                tie_key(b),
+                start_key(b),
+                b.participant_id,
+            ))
+    });
+    // Overall and per-category ranks over (totalTotal, other run); equal keys share a rank.
+    let ranks = |items: &[&Combined<'_>]| -> Vec<(Option<i32>, Option<String>)> {
+        let leader = items.iter().find_map(|c| c.total_total_ms);
+        let mut rank = 0;
+        let mut prev = None;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match (c.total_total_ms, leader) {
+                (Some(t), Some(l)) => {
+                    let key = (t, tie_key(c));
+                    if prev != Some(key) {
+                        rank = i as i32 + 1;
+                        prev = Some(key);
+                    }
+                    (Some(rank), Some(behind(t, l)))
+                }
+                _ => (None, None),
+            })
+            .collect()
+    };
+    let all: Vec<&Combined<'_>> = combined.iter().collect();
+    let overall = ranks(&all);
+    let cat_of = |c: &Combined<'_>| {
+        event
+            .participants
+            .get(c.participant_id)
+            .and_then(|p| p.cat_id.clone())
+    };
+    let mut by_cat: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, c) in combined.iter().enumerate() {
+        if let Some(cat) = cat_of(c) {
+            by_cat.entry(cat).or_default().push(i);
+        }
+    }
+    let mut cat_ranks: Vec<(Option<i32>, Option<String>)> = vec![(None, None); combined.len()];
+    for idx in by_cat.values() {
+        let items: Vec<&Combined<'_>> = idx.iter().map(|&i| &combined[i]).collect();
+        for (k, r) in idx.iter().zip(ranks(&items)) {
+            cat_ranks[*k] = r;
+        }
+    }
+    combined
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let both = c.br1.is_some() && c.br2.is_some();
+            let primary = c.br2.or(c.br1);
+            let primary_is_br2 = c.br2.is_some();
+            let p = event.participants.get(c.participant_id);
+            let (bib, athlete_id, name, club, noc, cat_id) = identity(p, primary);
+            let (time, pen, total) = match primary {
+                Some(r) if primary_is_br2 => (r.time_ms, c.br2_pen_s, c.br2_total_ms),
+                Some(r) => (r.time_ms, r.pen_s, r.total_ms),
+                None => (None, None, None),
+            };
+            let prev = if both { c.br1 } else { None };
+            let status = if c.better_run_nr.is_some() {
+                None
+            } else {
+                c.br2
+                    .and_then(|r| r.status.clone())
+                    .or_else(|| c.br1.and_then(|r| r.status.clone()))
+            };
+            let row = ResultWire {
+                rnk: overall[i].0,
+                bib,
+                athlete_id,
+                name,
+                club,
+                noc,
+                cat_id,
+                cat_rnk: cat_ranks[i].0,
+                time: time.map(ms_to_cs),
+                pen: pen.map(pen_s_to_cs),
+                total: total.map(ms_to_cs),
+                total_behind: overall[i].1.clone(),
+                cat_total_behind: cat_ranks[i].1.clone(),
+                status,
+                best_run: Some(BestRunFields {
+                    prev_status: prev.and_then(|r| r.status.clone()),
+                    curr_status: primary.and_then(|r| r.status.clone()),
+                    better_run_nr: c.better_run_nr,
+                    total_total: c.total_total_ms.map(ms_to_cs),
+                    prev_time: prev.and_then(|r| r.time_ms).map(ms_to_cs),
+                    prev_pen: prev.and_then(|r| r.pen_s).map(pen_s_to_cs),
+                    prev_total: prev.and_then(|r| r.total_ms).map(ms_to_cs),
+                    prev_rnk: prev.and_then(|r| r.rnk),
+                }),
+                detail: detailed
+                    .then(|| detail_of(primary, if primary_is_br2 { course2 } else { course1 })),
+                prev_detail: detailed.then(|| PrevDetailFields {
+                    prev_dt_start: prev.and_then(|r| r.dt_start.clone()),
+                    prev_dt_finish: prev.and_then(|r| r.dt_finish.clone()),
+                    prev_gates: prev
+                        .filter(|r| !r.gates.is_empty())
+                        .map(|r| gates_wire(&r.gates.0, course1)),
+                }),
+            };
+            (c.participant_id.to_owned(), row)
+        })
+        .collect()
+}
+
+/// All rows of a race in display order, with their participant ids (for diffing). A
+/// best-run race gives the combined rows of its pair (the same rows for BR1 and BR2).
+/// `None` when the event has no such race.
+pub fn race_result_rows(
+    event: &Event,
+    race_id: &str,
+    detailed: bool,
+) -> Option<Vec<(String, ResultWire)>> {
+    let race = event.races.get(race_id)?;
+    if let Some((br1, br2)) = best_run_pair(race) {
+        return Some(best_run_rows(event, &br1, &br2, detailed));
+    }
+    let course = event.course_of(race);
+    let mut rows: Vec<&ResultRow> = event.race_results(race_id).collect();
+    rows.sort_by(|a, b| row_order(a, b));
+    Some(
+        rows.into_iter()
+            .map(|r| {
+                (
+                    r.participant_id.clone(),
+                    standard_row(event, r, course, detailed),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// `GET .../results/{raceId}`: the race and its rows, optionally only one category.
+///
+/// With `cat_id`, rows of other categories are left out; `rnk`/`totalBehind` stay the
+/// overall values and `catRnk`/`catTotalBehind` are the category's, for standard and
+/// best-run races alike (live-mini re-ranked best-run lists within the category). Rows are
+/// then ordered by category rank, unranked last.
+pub fn race_results(
+    event: &Event,
+    race_id: &str,
+    cat_id: Option<&str>,
+    detailed: bool,
+) -> Option<RaceResults> {
+    let race = event.races.get(race_id)?;
+    let mut rows: Vec<ResultWire> = race_result_rows(event, race_id, detailed)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    if let Some(cat) = cat_id.filter(|c| !c.is_empty()) {
+        rows.retain(|r| r.cat_id.as_deref() == Some(cat));
+        // Stable: rows with equal category rank keep the overall order.
+        rows.sort_by_key(|r| (r.cat_rnk.is_none(), r.cat_rnk.unwrap_or(i32::MAX)));
+    }
+    Some(RaceResults {
+        race: race_ref(race),
+        results: rows,
+    })
+}
+
+/// One athlete's current row in a race (combined for best-run races), for a diff.
+pub fn result_row_for(event: &Event, race_id: &str, participant_id: &str) -> Option<ResultWire> {
+    race_result_rows(event, race_id, false)?
+        .into_iter()
+        .find(|(pid, _)| pid == participant_id)
+        .map(|(_, r)| r)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start list
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartRaceRef {
+    pub race_id: String,
+    pub class_id: Option<String>,
+    pub start_time: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartEntry {
+    pub start_order: Option<i32>,
+    pub bib: Option<u32>,
+    pub athlete_id: Option<String>,
+    pub name: String,
+    pub club: Option<String>,
+    pub noc: Option<String>,
+    pub cat_id: Option<String>,
+    pub start_time: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StartList {
+    pub race: StartRaceRef,
+    pub startlist: Vec<StartEntry>,
+}
+
+/// `GET .../startlist/{raceId}`: by start order; rows without one (added live) last.
+pub fn startlist(event: &Event, race_id: &str) -> Option<StartList> {
+    let race = event.races.get(race_id)?;
+    let mut rows: Vec<&ResultRow> = event.race_results(race_id).collect();
+    rows.sort_by_key(|r| {
+        (
+            r.start_order.is_none(),
+            r.start_order,
+            r.bib,
+            r.participant_id.clone(),
+        )
+    });
+    let startlist = rows
+        .into_iter()
+        .map(|r| {
+            let p = event.participants.get(&r.participant_id);
+            let (bib, athlete_id, name, club, noc, cat_id) = identity(p, Some(r));
+            StartEntry {
+                start_order: r.start_order,
+                bib,
+                athlete_id,
+                name,
+                club,
+                noc,
+                cat_id,
+                start_time: r.start_time.clone(),
+            }
+        })
+        .collect();
+    Some(StartList {
+        race: StartRaceRef {
+            race_id: race.race_id.clone(),
+            class_id: race.class_id.clone(),
+            start_time: race.start_time.clone(),
+        },
+        startlist,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// On course
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnCourseWire {
+    pub race_id: String,
+    pub bib: u32,
+    pub name: String,
+    pub club: Option<String>,
+    pub position: u32,
+    pub gates: Vec<GateWire>,
+    pub completed: bool,
+    pub dt_start: Option<String>,
+    pub dt_finish: Option<String>,
+    pub time: Option<i64>,
+    pub pen: Option<i64>,
+    pub total: Option<i64>,
+    pub rank: Option<u32>,
+    pub ttb_diff: Option<String>,
+    pub ttb_name: Option<String>,
+}
+
+pub fn oncourse_entry(event: &Event, e: &OnCourseEntry) -> OnCourseWire {
+    let course = event.races.get(&e.race_id).and_then(|r| event.course_of(r));
+    OnCourseWire {
+        race_id: e.race_id.clone(),
+        bib: e.bib,
+        name: e.name.clone(),
+        club: e.club.clone(),
+        position: e.position,
+        gates: gates_wire(&e.gates, course),
+        completed: e.dt_finish.is_some(),
+        dt_start: e.dt_start.clone(),
+        dt_finish: e.dt_finish.clone(),
+        time: e.time_ms.map(ms_to_cs),
+        pen: e.pen_s.map(pen_s_to_cs),
+        total: e.total_ms.map(ms_to_cs),
+        rank: e.rank,
+        ttb_diff: e.ttb_diff.clone(),
+        ttb_name: e.ttb_name.clone(),
+    }
+}
+
+/// The event's riders on course, nearest the finish first (`GET .../oncourse`, WS diff).
+pub fn oncourse(event: &Event) -> Vec<OnCourseWire> {
+    let mut list: Vec<OnCourseWire> = event
+        .oncourse
+        .iter()
+        .map(|e| oncourse_entry(event, e))
+        .collect();
+    list.sort_by_key(|e| (e.position, e.bib));
+    list
+}

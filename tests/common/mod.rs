@@ -1,0 +1,175 @@
+//! A real server for HTTP tests: SQLite file in a temp dir, the real merge loop, hyper on
+//! 127.0.0.1 port 0, and a real HTTP client.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use c123_live::http::{serve, AppState, HttpSettings};
+use c123_live::merge::{self, MergeHandle, MergeSettings};
+use c123_live::shutdown::Shutdown;
+use c123_live::store::{Store, Synchronous};
+use serde_json::{json, Value};
+
+pub const MASTER: &str = "test-master-key-0123456789";
+
+pub fn fixture_xml() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/jarni-2024.xml"
+    ))
+    .expect("fixture present")
+}
+
+pub struct Server {
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    pub shutdown: Shutdown,
+    pub merge: MergeHandle,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn settings() -> HttpSettings {
+    HttpSettings {
+        master_keys: vec![MASTER.to_owned()],
+        ..HttpSettings::default()
+    }
+}
+
+pub async fn start() -> Server {
+    start_with(settings()).await
+}
+
+pub async fn start_with(settings: HttpSettings) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("live.db"), Synchronous::Off).expect("store");
+    let (merge, _join) = merge::start(store, MergeSettings::default()).expect("merge loop");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = Shutdown::new();
+    let state = AppState::new(merge.clone(), settings);
+    let task = tokio::spawn(serve(listener, state, shutdown.clone()));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    Server {
+        base: format!("http://{addr}"),
+        addr,
+        client,
+        shutdown,
+        merge,
+        task,
+        _dir: dir,
+    }
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let body = r.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut rb = self.client.request(method, self.url(path));
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.expect("request");
+        let status = r.status().as_u16();
+        let body = r.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Creates an event (no dates) and returns its API key.
+    pub async fn create_event(&self, event_id: &str) -> String {
+        let (st, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/admin/events",
+                &[("X-Master-Key", MASTER)],
+                Some(json!({"eventId": event_id, "mainTitle": format!("Event {event_id}")})),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+        body["apiKey"].as_str().expect("apiKey").to_owned()
+    }
+
+    pub async fn import_fixture(&self, key: &str) -> (u16, Value) {
+        self.send(
+            reqwest::Method::POST,
+            "/api/v1/ingest/xml",
+            &[("X-API-Key", key)],
+            Some(json!({ "xml": fixture_xml() })),
+        )
+        .await
+    }
+
+    pub async fn transition(&self, event_id: &str, key: &str, to: &str) -> (u16, Value) {
+        self.send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/admin/events/{event_id}/status"),
+            &[("X-API-Key", key)],
+            Some(json!({ "status": to })),
+        )
+        .await
+    }
+
+    /// Moves an event along the normal lifecycle to `target`.
+    pub async fn walk_to(&self, event_id: &str, key: &str, target: &str) {
+        let path = ["startlist", "running", "finished", "official"];
+        if target == "draft" {
+            return;
+        }
+        for s in path {
+            let (st, body) = self.transition(event_id, key, s).await;
+            assert_eq!(st, 200, "{body}");
+            if s == target {
+                return;
+            }
+        }
+    }
+
+    pub async fn post_ingest(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        self.send(
+            reqwest::Method::POST,
+            path,
+            &[("X-API-Key", key)],
+            Some(body),
+        )
+        .await
+    }
+}
+
+/// Finds the row of a bib in a results list.
+pub fn row_of_bib(results: &Value, bib: u64) -> &Value {
+    results["results"]
+        .as_array()
+        .expect("results array")
+        .iter()
+        .find(|r| r["bib"].as_u64() == Some(bib))
+        .expect("bib present")
+}
