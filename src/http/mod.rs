@@ -12,8 +12,10 @@
 
 pub mod auth;
 pub mod error;
+pub mod hub_wire;
 pub mod metrics;
 pub mod routes;
+pub mod static_files;
 pub mod wire;
 
 use std::convert::Infallible;
@@ -101,6 +103,10 @@ pub struct AppState {
     pub merge: MergeHandle,
     pub settings: Arc<HttpSettings>,
     pub metrics: Metrics,
+    /// The WebSocket hub; without one the WS route answers 404.
+    pub hub: Option<crate::hub::Hub>,
+    /// What non-API GET paths serve: the built-in page or `--static-dir`.
+    pub frontend: static_files::Frontend,
 }
 
 impl AppState {
@@ -110,7 +116,21 @@ impl AppState {
             merge,
             settings: Arc::new(settings),
             metrics,
+            hub: None,
+            frontend: static_files::Frontend::default(),
         }
+    }
+
+    /// Routes `GET /api/v1/events/{eventId}/ws` to `hub`.
+    pub fn with_hub(mut self, hub: crate::hub::Hub) -> AppState {
+        self.hub = Some(hub);
+        self
+    }
+
+    /// Serves `frontend` on non-API paths instead of the built-in page.
+    pub fn with_frontend(mut self, frontend: static_files::Frontend) -> AppState {
+        self.frontend = frontend;
+        self
     }
 }
 
