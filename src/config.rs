@@ -130,6 +130,10 @@ pub struct ServeArgs {
     /// Derive the event's lifecycle state from the TCP schedule (forward only).
     #[arg(long, env = "C123_LIVE_AUTO_STATUS")]
     pub auto_status: bool,
+    /// Serve this folder's front end (e.g. a live-mini client build) instead of the built-in
+    /// spectator page; `/api/v1/...` stays the API.
+    #[arg(long, env = "C123_LIVE_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -208,6 +212,8 @@ pub struct ServeConfig {
     pub tcp_listen: Option<SocketAddr>,
     pub tcp_allow: Vec<std::net::IpAddr>,
     pub auto_status: bool,
+    /// `--static-dir`: checked at startup with `http::static_files::Frontend::dir`.
+    pub static_dir: Option<PathBuf>,
 }
 
 /// `$STATE_DIRECTORY/c123-live.db` under systemd (`StateDirectory=`), else `./c123-live.db`.
@@ -291,6 +297,7 @@ impl ServeConfig {
                 args.tcp_allow.clone()
             },
             auto_status: args.auto_status || file.auto_status.unwrap_or(false),
+            static_dir: args.static_dir.clone(),
         })
     }
 }

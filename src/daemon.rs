@@ -169,6 +169,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), DaemonError> {
 
 /// Starts everything; returns once the API is listening.
 pub async fn start(config: &ServeConfig, shutdown: &Shutdown) -> Result<Running, DaemonError> {
+    // `--static-dir` is refused before anything starts (the HTTP wiring serves it with
+    // `AppState::with_frontend(Frontend::dir(..))`).
+    if let Some(dir) = &config.static_dir {
+        crate::http::static_files::Frontend::dir(dir)
+            .map_err(|e| DaemonError::Config(format!("--static-dir {}: {e}", dir.display())))?;
+    }
     let (merge, merge_task, ticker) = start_core(config, shutdown)?;
     let inputs = start_inputs(config, &merge, shutdown).await?;
     let mut tasks = inputs.tasks;
@@ -241,6 +247,7 @@ pub async fn demo(args: crate::config::DemoArgs) -> Result<(), DaemonError> {
         tcp_listen: None,
         tcp_allow: Vec::new(),
         auto_status: false,
+        static_dir: None,
     };
     let mut running = start(&config, &shutdown).await?;
     prepare_demo_event(&running.merge).await?;
