@@ -145,6 +145,10 @@ pub struct ServeArgs {
     /// Seconds between the `official` status message and closing the event's sockets [default: 5].
     #[arg(long, env = "C123_LIVE_WS_CLOSE_GRACE")]
     pub ws_close_grace: Option<u64>,
+    /// Serve this folder's front end (e.g. a live-mini client build) instead of the built-in
+    /// spectator page; `/api/v1/...` stays the API.
+    #[arg(long, env = "C123_LIVE_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -187,6 +191,7 @@ pub struct FileConfig {
     pub ws_ping_interval: Option<u64>,
     pub ws_pong_timeout: Option<u64>,
     pub ws_close_grace: Option<u64>,
+    pub static_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -235,6 +240,8 @@ pub struct ServeConfig {
     pub tcp_allow: Vec<std::net::IpAddr>,
     pub auto_status: bool,
     pub hub: crate::hub::HubConfig,
+    /// `--static-dir`: checked at startup with `http::static_files::Frontend::dir`.
+    pub static_dir: Option<PathBuf>,
 }
 
 /// `$STATE_DIRECTORY/c123-live.db` under systemd (`StateDirectory=`), else `./c123-live.db`.
@@ -352,6 +359,7 @@ impl ServeConfig {
                 }
                 hub
             },
+            static_dir: args.static_dir.clone().or_else(|| file.static_dir.clone()),
         })
     }
 }

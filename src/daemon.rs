@@ -185,6 +185,14 @@ pub async fn start(config: &ServeConfig, shutdown: &Shutdown) -> Result<Running,
             addr: config.listen,
             source,
         })?;
+    // A bad `--static-dir` is refused before anything starts.
+    let frontend = match &config.static_dir {
+        Some(dir) => Some(
+            crate::http::static_files::Frontend::dir(dir)
+                .map_err(|e| DaemonError::Config(format!("--static-dir {}: {e}", dir.display())))?,
+        ),
+        None => None,
+    };
     let (merge, merge_task, ticker) = start_core(config, shutdown)?;
     let inputs = start_inputs(config, &merge, shutdown).await?;
     let mut tasks = inputs.tasks;
@@ -200,7 +208,11 @@ pub async fn start(config: &ServeConfig, shutdown: &Shutdown) -> Result<Running,
         shutdown.clone(),
     );
     tasks.push(hub_task);
-    let state = crate::http::AppState::with_inputs(merge.clone(), settings, status).with_hub(hub);
+    let mut state =
+        crate::http::AppState::with_inputs(merge.clone(), settings, status).with_hub(hub);
+    if let Some(frontend) = frontend {
+        state = state.with_frontend(frontend);
+    }
     let http_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = crate::http::serve(listener, state, http_shutdown).await {
@@ -285,6 +297,7 @@ pub async fn demo(args: crate::config::DemoArgs) -> Result<(), DaemonError> {
         tcp_allow: Vec::new(),
         auto_status: false,
         hub: Default::default(),
+        static_dir: None,
     };
     let mut running = start(&config, &shutdown).await?;
     prepare_demo_event(&running.merge).await?;

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod error;
 pub mod metrics;
 pub mod routes;
+pub mod static_files;
 pub mod wire;
 
 use std::convert::Infallible;
@@ -105,6 +106,8 @@ pub struct AppState {
     pub inputs: crate::ingest::InputStatus,
     /// The WebSocket hub; without it the WS route answers 404.
     pub hub: Option<crate::hub::Hub>,
+    /// What non-API GET paths serve: the built-in page or `--static-dir`.
+    pub frontend: static_files::Frontend,
 }
 
 impl AppState {
@@ -124,6 +127,7 @@ impl AppState {
             metrics,
             inputs,
             hub: None,
+            frontend: static_files::Frontend::default(),
         }
     }
 
@@ -132,6 +136,12 @@ impl AppState {
     pub fn with_hub(mut self, hub: crate::hub::Hub) -> AppState {
         self.metrics.set_hub(hub.clone());
         self.hub = Some(hub);
+        self
+    }
+
+    /// Serves `frontend` on non-API paths instead of the built-in page.
+    pub fn with_frontend(mut self, frontend: static_files::Frontend) -> AppState {
+        self.frontend = frontend;
         self
     }
 }

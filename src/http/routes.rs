@@ -175,12 +175,18 @@ async fn dispatch(req: Request<Incoming>, state: &AppState) -> (&'static str, Re
             ["events", id, "image"] if get => {
                 ("/api/v1/events/{eventId}/image", public_image(state, id))
             }
-            ["events", _, "ws"] if method == Method::GET => (
+            ["events", id, "ws"] if method == Method::GET => (
                 "/api/v1/events/{eventId}/ws",
-                Ok(ws_upgrade(req, state.clone()).await),
+                Ok(ws_upgrade(req, state.clone(), id).await),
             ),
             _ => ("unmatched", Err(not_found_route(&method, &path))),
         },
+        // Unknown `/api/...` stays a JSON 404; every other GET is the front end's.
+        ["api", ..] => ("unmatched", Err(not_found_route(&method, &path))),
+        _ if get => (
+            "static",
+            Ok(state.frontend.serve(&path, req.headers()).await),
+        ),
         _ => ("unmatched", Err(not_found_route(&method, &path))),
     }
 }
@@ -192,21 +198,11 @@ async fn dispatch(req: Request<Incoming>, state: &AppState) -> (&'static str, Re
 ///
 /// DISPATCH POINT for the WebSocket hub (`src/hub/`): the hub checks the event (404 unknown
 /// or draft, 410 official, 503 room full) and performs the upgrade here. The connection is
-/// served `with_upgrades()`, so `hyper::upgrade::on(req)` works. Until then: 404.
-pub async fn ws_upgrade(req: Request<Incoming>, state: AppState) -> Resp {
-    let Some(hub) = state.hub.as_ref() else {
-        return ApiError::not_found("WebSocket endpoint not available").into_response();
-    };
-    // Route matched `/api/v1/events/{eventId}/ws`: the id is the segment before `ws`.
-    let id = req
-        .uri()
-        .path()
-        .strip_suffix("/ws")
-        .and_then(|p| p.rsplit('/').next())
-        .and_then(percent_decode);
-    match id {
-        Some(id) => hub.upgrade(req, &id),
-        None => ApiError::invalid("Path is not valid percent-encoded UTF-8").into_response(),
+/// served `with_upgrades()`, so `hyper::upgrade::on(req)` works. Without a hub: 404.
+pub async fn ws_upgrade(req: Request<Incoming>, state: AppState, event_id: &str) -> Resp {
+    match &state.hub {
+        Some(hub) => hub.upgrade(req, event_id),
+        None => ApiError::not_found("WebSocket endpoint not available").into_response(),
     }
 }
 
