@@ -25,11 +25,17 @@ fn import_prints_what_it_imported() {
         .args(["--event", "jarni"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("into event 'jarni' (created)"), "{stdout}");
     assert!(
-        stdout.contains("366 participants, 15 classes, 88 categories, 44 races, 1422 results, 4 courses"),
+        stdout.contains(
+            "366 participants, 15 classes, 88 categories, 44 races, 1422 results, 4 courses"
+        ),
         "{stdout}"
     );
     // Again: nothing to write.
@@ -44,10 +50,19 @@ fn import_prints_what_it_imported() {
     // A broken file: a clear error, exit code non-zero.
     let bad = dir.path().join("bad.xml");
     std::fs::write(&bad, "<Canoe123Data><Participants>").unwrap();
-    let out = Command::new(BIN).arg("import").arg(&bad).arg("--db").arg(&db).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("import")
+        .arg(&bad)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not a usable export") && stderr.contains("never closed"), "{stderr}");
+    assert!(
+        stderr.contains("not a usable export") && stderr.contains("never closed"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -81,7 +96,9 @@ fn serve(db: &Path, extra: &[&str]) -> (Child, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let addr = loop {
         assert!(Instant::now() < deadline, "daemon did not come up");
-        let Some(Ok(line)) = lines.next() else { panic!("daemon exited early") };
+        let Some(Ok(line)) = lines.next() else {
+            panic!("daemon exited early")
+        };
         if line.contains("c123-live is up") {
             let at = line.find("addr=").expect("addr in log") + 5;
             break line[at..].split_whitespace().next().unwrap().to_owned();
@@ -118,7 +135,14 @@ fn sigterm_finishes_checkpoints_and_exits_zero() {
         ),
     );
     assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
-    let key = resp.split("\"apiKey\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let key = resp
+        .split("\"apiKey\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     let resp = http(
         &addr,
         &format!(
@@ -126,9 +150,16 @@ fn sigterm_finishes_checkpoints_and_exits_zero() {
             xml.len()
         ),
     );
-    assert!(resp.starts_with("HTTP/1.1 200"), "{}", &resp[..resp.len().min(300)]);
+    assert!(
+        resp.starts_with("HTTP/1.1 200"),
+        "{}",
+        &resp[..resp.len().min(300)]
+    );
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
@@ -145,7 +176,10 @@ fn sigterm_finishes_checkpoints_and_exits_zero() {
     assert_eq!(wal_len, 0, "WAL not checkpointed");
     // And everything acknowledged is there after a restart.
     let (mut again, addr) = serve(&db, &[]);
-    let resp = http(&addr, "GET /api/v1/admin/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let resp = http(
+        &addr,
+        "GET /api/v1/admin/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(resp.contains("\"hasXmlData\":true"), "{resp}");
     let _ = again.kill();
     let _ = again.wait();

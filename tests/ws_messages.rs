@@ -355,3 +355,124 @@ async fn ws_http_ingest_is_pushed() {
     let rows = m["data"]["results"].as_array().expect("rows");
     assert!(rows.iter().any(|r| r["bib"] == bib), "{rows:?}");
 }
+
+/// The fixture scenario end to end: the real export, the event running, a spectator
+/// connected, the real recording through a real TCP source. The spectator sees the riders on
+/// course and bib 9's and bib 10's second runs with the recording's values within 2 s of the
+/// frame, and a client applying messages like the live-mini page ends with what REST serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_fixture_recording_reaches_the_spectator() {
+    use c123_live::c123::recording::Recording;
+    use c123_live::ingest::tcp::{self, TcpSettings};
+    use futures_util::StreamExt;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    const SPEED: f64 = 40.0;
+    let h = start(HubConfig::default()).await;
+    h.running_event().await;
+    let races = [
+        "K1M_ST_BR1_6",
+        "K1M_ST_BR2_6",
+        "C1W_ST_BR1_6",
+        "C1W_ST_BR2_6",
+    ];
+    let mut ws = h.connect("").await;
+    let full = next_json(&mut ws).await;
+    assert_eq!(full["type"], "full");
+    let mut page = PageModel {
+        seq: full["seq"].as_u64().expect("seq"),
+        ..PageModel::default()
+    };
+    page.fetch(&h, &races).await;
+
+    let (_status, addr, _task) = tcp::spawn_listen(
+        "127.0.0.1:0".parse().expect("addr"),
+        TcpSettings::new(Some(EV.into())),
+        h.merge.clone(),
+        h.shutdown.clone(),
+    )
+    .await
+    .expect("listen");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/jarni-2024.tcp.jsonl"
+    ))
+    .expect("recording");
+    let recording = Recording::parse(&text).expect("parses");
+    let finish_frame = recording
+        .frames
+        .iter()
+        .position(|f| f.data.contains("Time=\"51.20\""))
+        .expect("bib 9's finish in the recording");
+    let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let pusher = {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let start = tokio::time::Instant::now();
+            for f in &recording.frames {
+                let at = start + Duration::from_secs_f64(f.ts_ms as f64 / 1000.0 / SPEED);
+                tokio::time::sleep_until(at).await;
+                s.write_all(f.data.as_bytes()).await.expect("write");
+                s.write_all(b"|").await.expect("write");
+                sent.lock().expect("lock").push(Instant::now());
+            }
+            s
+        })
+    };
+
+    let mut oncourse_diffs = 0;
+    let mut saw_nine_on_course = false;
+    let mut nine_at: Option<Instant> = None;
+    let mut ten_final = false;
+    let deadline = Instant::now() + Duration::from_secs_f64(250.0 / SPEED + 5.0);
+    while Instant::now() < deadline {
+        let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(500), ws.next()).await
+        else {
+            if pusher.is_finished() {
+                break;
+            } else {
+                continue;
+            }
+        };
+        let msg: Value = serde_json::from_str(&t).expect("json");
+        if let Some(list) = msg["data"]["oncourse"].as_array() {
+            oncourse_diffs += 1;
+            saw_nine_on_course |= list.iter().any(|r| r["bib"] == 9);
+        }
+        for r in msg["data"]["results"].as_array().into_iter().flatten() {
+            if r["bib"] == 9 && r["time"] == 5120 && r["pen"] == 5200 && r["total"] == 10320 {
+                nine_at.get_or_insert_with(Instant::now);
+            }
+            if r["bib"] == 10 && r["time"] == 7509 && r["pen"] == 5200 && r["total"] == 12709 {
+                ten_final = true;
+            }
+        }
+        page.apply(&msg, &h, &races).await;
+    }
+    let _conn = pusher.await.expect("pusher");
+    assert!(oncourse_diffs > 10, "on-course diffs: {oncourse_diffs}");
+    assert!(saw_nine_on_course);
+    assert!(ten_final, "bib 10's second run reached the spectator");
+    let nine_at = nine_at.expect("bib 9's second run reached the spectator");
+    let frame_sent = sent.lock().expect("lock")[finish_frame];
+    let latency = nine_at.saturating_duration_since(frame_sent);
+    println!("bib 9 finish: frame written → diff received in {latency:?}");
+    assert!(latency < Duration::from_secs(2), "{latency:?}");
+
+    for r in races {
+        assert_eq!(
+            page.results.get(r),
+            Some(&rest_rows(&h, r).await),
+            "race {r}"
+        );
+    }
+    assert_eq!(
+        page.oncourse,
+        h.rest(&format!("/api/v1/events/{EV}/oncourse")).await["oncourse"]
+    );
+}
