@@ -149,6 +149,25 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// WebSocket clients per event at most [default: 10000].
+    #[arg(long, env = "C123_LIVE_WS_MAX_PER_EVENT")]
+    pub ws_max_per_event: Option<usize>,
+    /// WebSocket clients in all at most [default: 20000].
+    #[arg(long, env = "C123_LIVE_WS_MAX_TOTAL")]
+    pub ws_max_total: Option<usize>,
+    /// Seconds between WebSocket pings [default: 15].
+    #[arg(long, env = "C123_LIVE_WS_PING_INTERVAL")]
+    pub ws_ping_interval: Option<u64>,
+    /// Seconds a client has to answer a ping [default: 10].
+    #[arg(long, env = "C123_LIVE_WS_PONG_TIMEOUT")]
+    pub ws_pong_timeout: Option<u64>,
+    /// Seconds between the `official` status message and closing the event's sockets [default: 5].
+    #[arg(long, env = "C123_LIVE_WS_CLOSE_GRACE")]
+    pub ws_close_grace: Option<u64>,
+    /// Serve this folder's front end (e.g. a live-mini client build) instead of the built-in
+    /// spectator page; `/api/v1/...` stays the API.
+    #[arg(long, env = "C123_LIVE_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -190,6 +209,12 @@ pub struct FileConfig {
     pub max_connections_per_ip: Option<usize>,
     pub max_ws_per_ip: Option<usize>,
     pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    pub ws_max_per_event: Option<usize>,
+    pub ws_max_total: Option<usize>,
+    pub ws_ping_interval: Option<u64>,
+    pub ws_pong_timeout: Option<u64>,
+    pub ws_close_grace: Option<u64>,
+    pub static_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +267,9 @@ pub struct ServeConfig {
     pub max_connections_per_ip: usize,
     pub max_ws_per_ip: usize,
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub hub: crate::hub::HubConfig,
+    /// `--static-dir`: checked at startup with `http::static_files::Frontend::dir`.
+    pub static_dir: Option<PathBuf>,
 }
 
 /// `$STATE_DIRECTORY/c123-live.db` under systemd (`StateDirectory=`), else `./c123-live.db`.
@@ -347,6 +375,41 @@ impl ServeConfig {
             } else {
                 args.trusted_proxies.clone()
             },
+            hub: {
+                let mut hub = crate::hub::HubConfig::default();
+                let secs =
+                    |flag: Option<u64>, name: &str| -> Result<Option<Duration>, ConfigError> {
+                        match flag {
+                            Some(0) => Err(ConfigError::Invalid(format!(
+                                "{name} must be at least 1 second"
+                            ))),
+                            other => Ok(other.map(Duration::from_secs)),
+                        }
+                    };
+                if let Some(n) = args.ws_max_per_event.or(file.ws_max_per_event) {
+                    hub.max_per_event = n;
+                }
+                if let Some(n) = args.ws_max_total.or(file.ws_max_total) {
+                    hub.max_total = n;
+                }
+                if let Some(d) = secs(
+                    args.ws_ping_interval.or(file.ws_ping_interval),
+                    "ws-ping-interval",
+                )? {
+                    hub.ping_interval = d;
+                }
+                if let Some(d) = secs(
+                    args.ws_pong_timeout.or(file.ws_pong_timeout),
+                    "ws-pong-timeout",
+                )? {
+                    hub.pong_timeout = d;
+                }
+                if let Some(d) = args.ws_close_grace.or(file.ws_close_grace) {
+                    hub.close_grace = Duration::from_secs(d);
+                }
+                hub
+            },
+            static_dir: args.static_dir.clone().or_else(|| file.static_dir.clone()),
         })
     }
 }

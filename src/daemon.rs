@@ -194,6 +194,14 @@ pub async fn start(config: &ServeConfig, shutdown: &Shutdown) -> Result<Running,
             addr: config.listen,
             source,
         })?;
+    // A bad `--static-dir` is refused before anything starts.
+    let frontend = match &config.static_dir {
+        Some(dir) => Some(
+            crate::http::static_files::Frontend::dir(dir)
+                .map_err(|e| DaemonError::Config(format!("--static-dir {}: {e}", dir.display())))?,
+        ),
+        None => None,
+    };
     let (merge, merge_task, ticker) = start_core(config, shutdown)?;
     let inputs = start_inputs(config, &merge, shutdown).await?;
     let mut tasks = inputs.tasks;
@@ -202,7 +210,18 @@ pub async fn start(config: &ServeConfig, shutdown: &Shutdown) -> Result<Running,
         watcher: inputs.watcher.clone(),
         sources: inputs.sources.clone(),
     };
-    let state = crate::http::AppState::with_inputs(merge.clone(), settings, status);
+    let (hub, hub_task) = crate::hub::Hub::start(
+        config.hub.clone(),
+        std::sync::Arc::new(crate::hub::PublicWire),
+        &merge,
+        shutdown.clone(),
+    );
+    tasks.push(hub_task);
+    let mut state =
+        crate::http::AppState::with_inputs(merge.clone(), settings, status).with_hub(hub);
+    if let Some(frontend) = frontend {
+        state = state.with_frontend(frontend);
+    }
     let http_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = crate::http::serve(listener, state, http_shutdown).await {
@@ -293,6 +312,8 @@ pub async fn demo(args: crate::config::DemoArgs) -> Result<(), DaemonError> {
         max_connections_per_ip: crate::http::DEFAULT_MAX_CONNECTIONS_PER_IP,
         max_ws_per_ip: crate::http::DEFAULT_MAX_WS_PER_IP,
         trusted_proxies: Vec::new(),
+        hub: Default::default(),
+        static_dir: None,
     };
     let mut running = start(&config, &shutdown).await?;
     prepare_demo_event(&running.merge).await?;

@@ -13,15 +13,7 @@ fn recording() -> Recording {
 }
 
 fn kind_of(msg: &Message) -> &'static str {
-    match msg {
-        Message::OnCourse(_) => "OnCourse",
-        Message::Results(_) => "Results",
-        Message::RaceConfig(_) => "RaceConfig",
-        Message::Schedule(_) => "Schedule",
-        Message::TimeOfDay(_) => "TimeOfDay",
-        Message::Tvs(_) => "TVS",
-        Message::Unknown(_) => "Unknown",
-    }
+    msg.kind()
 }
 
 #[test]

@@ -58,6 +58,21 @@ pub enum Message {
     Unknown(String),
 }
 
+impl Message {
+    /// The element name as Canoe123 writes it (for counters and logs).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::OnCourse(_) => "OnCourse",
+            Message::Results(_) => "Results",
+            Message::RaceConfig(_) => "RaceConfig",
+            Message::Schedule(_) => "Schedule",
+            Message::TimeOfDay(_) => "TimeOfDay",
+            Message::Tvs(_) => "TVS",
+            Message::Unknown(_) => "Unknown",
+        }
+    }
+}
+
 /// `<OnCourse Total Position>`: C123 sends one competitor per message and cycles through all
 /// of them; merge by bib (see [`super::oncourse::OnCourseTracker`]).
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -43,6 +43,122 @@ pub struct Metrics {
     pub connections: Gauge<i64, AtomicI64>,
     /// Connections refused (global or per-address limit).
     pub refused: Counter,
+    hub: Arc<std::sync::OnceLock<crate::hub::Hub>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: String,
+}
+
+/// The WebSocket hub's numbers (`ws_*`), once a hub is attached.
+struct HubCollector {
+    hub: Arc<std::sync::OnceLock<crate::hub::Hub>>,
+}
+
+impl std::fmt::Debug for HubCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HubCollector")
+    }
+}
+
+impl Collector for HubCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(hub) = self.hub.get() else {
+            return Ok(());
+        };
+        let s = hub.stats();
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+        let counters: [(&str, &str, f64); 9] = [
+            (
+                "ws_messages_sent",
+                "WebSocket frames written to clients",
+                n(&s.messages_sent),
+            ),
+            (
+                "ws_bytes_sent",
+                "WebSocket payload bytes written to clients",
+                n(&s.bytes_sent),
+            ),
+            (
+                "ws_messages_built",
+                "Messages built (serialized once for all clients of a room)",
+                n(&s.messages_built),
+            ),
+            (
+                "ws_queue_overflows",
+                "Client queues that overflowed (pending diffs dropped)",
+                n(&s.queue_overflows),
+            ),
+            (
+                "ws_resyncs",
+                "full messages sent to resynchronise a slow client",
+                n(&s.resyncs),
+            ),
+            (
+                "ws_slow_client_closes",
+                "Clients disconnected because their socket did not drain",
+                n(&s.slow_client_closes),
+            ),
+            (
+                "ws_heartbeat_timeouts",
+                "Clients disconnected for not answering a ping",
+                n(&s.heartbeat_timeouts),
+            ),
+            (
+                "ws_refused_limit",
+                "Upgrades refused with 503 (connection limit)",
+                n(&s.refused_limit),
+            ),
+            (
+                "ws_fanout_seconds",
+                "Commit-to-queued fan-out time (divide by ws_fanouts_total for the mean)",
+                n(&s.fanout_micros_sum) / 1e6,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let c = ConstCounter::new(v);
+            let m = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+            c.encode(m)?;
+        }
+        let c = ConstCounter::new(n(&s.fanout_count));
+        let m = encoder.encode_descriptor(
+            "ws_fanouts",
+            "Messages fanned out to a room",
+            None,
+            c.metric_type(),
+        )?;
+        c.encode(m)?;
+        let g = ConstGauge::new(n(&s.fanout_micros_max) / 1e6);
+        let m = encoder.encode_descriptor(
+            "ws_fanout_max_seconds",
+            "Longest commit-to-queued fan-out",
+            None,
+            g.metric_type(),
+        )?;
+        g.encode(m)?;
+        let g = ConstGauge::new(hub.connected() as i64);
+        let m = encoder.encode_descriptor(
+            "ws_clients",
+            "Connected WebSocket clients",
+            None,
+            g.metric_type(),
+        )?;
+        g.encode(m)?;
+        let rooms = hub.clients_per_event();
+        let mut fam = encoder.encode_descriptor(
+            "ws_clients_per_event",
+            "Connected WebSocket clients by event",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (event, clients) in rooms {
+            let label = EventLabel { event };
+            let g = ConstGauge::new(clients as i64);
+            g.encode(fam.encode_family(&label)?)?;
+        }
+        Ok(())
+    }
 }
 
 struct MergeCollector {
@@ -284,17 +400,27 @@ impl Metrics {
         registry.register_collector(Box::new(MergeCollector {
             merge: merge.clone(),
         }));
+        let hub = Arc::new(std::sync::OnceLock::new());
+        registry.register_collector(Box::new(HubCollector {
+            hub: Arc::clone(&hub),
+        }));
         Metrics {
             registry: Arc::new(registry),
             requests,
             ingest,
             connections,
             refused,
+            hub,
         }
     }
 
     pub fn refused_connection(&self) {
         self.refused.inc();
+    }
+
+    /// Adds the WebSocket hub's numbers (`ws_*`) to the exposition (first call wins).
+    pub fn set_hub(&self, hub: crate::hub::Hub) {
+        let _ = self.hub.set(hub);
     }
 
     pub fn request(&self, route: &'static str, method: &str, status: u16) {

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod error;
 pub mod metrics;
 pub mod routes;
+pub mod static_files;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -221,6 +222,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The XML watcher and TCP sources, for the operator status.
     pub inputs: crate::ingest::InputStatus,
+    /// The WebSocket hub; without it the WS route answers 404.
+    pub hub: Option<crate::hub::Hub>,
+    /// What non-API GET paths serve: the built-in page or `--static-dir`.
+    pub frontend: static_files::Frontend,
 }
 
 impl AppState {
@@ -239,7 +244,23 @@ impl AppState {
             settings: Arc::new(settings),
             metrics,
             inputs,
+            hub: None,
+            frontend: static_files::Frontend::default(),
         }
+    }
+
+    /// Serves `GET /api/v1/events/{eventId}/ws` with this hub and adds its numbers to
+    /// `/metrics`.
+    pub fn with_hub(mut self, hub: crate::hub::Hub) -> AppState {
+        self.metrics.set_hub(hub.clone());
+        self.hub = Some(hub);
+        self
+    }
+
+    /// Serves `frontend` on non-API paths instead of the built-in page.
+    pub fn with_frontend(mut self, frontend: static_files::Frontend) -> AppState {
+        self.frontend = frontend;
+        self
     }
 }
 

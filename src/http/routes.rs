@@ -197,12 +197,18 @@ async fn dispatch(req: Request<Incoming>, state: &AppState) -> (&'static str, Re
             ["events", id, "image"] if get => {
                 ("/api/v1/events/{eventId}/image", public_image(state, id))
             }
-            ["events", _, "ws"] if method == Method::GET => (
+            ["events", id, "ws"] if method == Method::GET => (
                 "/api/v1/events/{eventId}/ws",
-                Ok(ws_upgrade(req, state.clone()).await),
+                Ok(ws_upgrade(req, state.clone(), id).await),
             ),
             _ => ("unmatched", Err(not_found_route(&method, &path))),
         },
+        // Unknown `/api/...` stays a JSON 404; every other GET is the front end's.
+        ["api", ..] => ("unmatched", Err(not_found_route(&method, &path))),
+        _ if get => (
+            "static",
+            Ok(state.frontend.serve(&path, req.headers()).await),
+        ),
         _ => ("unmatched", Err(not_found_route(&method, &path))),
     }
 }
@@ -214,10 +220,12 @@ async fn dispatch(req: Request<Incoming>, state: &AppState) -> (&'static str, Re
 ///
 /// DISPATCH POINT for the WebSocket hub (`src/hub/`): the hub checks the event (404 unknown
 /// or draft, 410 official, 503 room full) and performs the upgrade here. The connection is
-/// served `with_upgrades()`, so `hyper::upgrade::on(req)` works. Until then: 404.
-pub async fn ws_upgrade(req: Request<Incoming>, state: AppState) -> Resp {
-    let _ = (&req, &state);
-    ApiError::not_found("WebSocket endpoint not available yet").into_response()
+/// served `with_upgrades()`, so `hyper::upgrade::on(req)` works. Without a hub: 404.
+pub async fn ws_upgrade(req: Request<Incoming>, state: AppState, event_id: &str) -> Resp {
+    match &state.hub {
+        Some(hub) => hub.upgrade(req, event_id),
+        None => ApiError::not_found("WebSocket endpoint not available").into_response(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -52,16 +52,10 @@ pub struct EventSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventInfo {
-    pub event_id: String,
-    pub main_title: String,
-    pub sub_title: Option<String>,
-    pub location: Option<String>,
+    #[serde(flatten)]
+    pub summary: EventSummary,
+    /// The detail has the facility; the public list does not (as in live-mini).
     pub facility: Option<String>,
-    pub start_date: Option<String>,
-    pub end_date: Option<String>,
-    pub discipline: Option<String>,
-    pub status: String,
-    pub image_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -136,18 +130,9 @@ pub fn event_summary(event: &Event) -> EventSummary {
 }
 
 pub fn event_info(event: &Event) -> EventInfo {
-    let h = &event.header;
     EventInfo {
-        event_id: h.event_id.clone(),
-        main_title: h.meta.main_title.clone(),
-        sub_title: h.meta.sub_title.clone(),
-        location: h.meta.location.clone(),
-        facility: h.meta.facility.clone(),
-        start_date: h.meta.start_date.clone(),
-        end_date: h.meta.end_date.clone(),
-        discipline: h.meta.discipline.clone(),
-        status: h.status.as_str().to_owned(),
-        image_url: image_url(h),
+        summary: event_summary(event),
+        facility: event.header.meta.facility.clone(),
     }
 }
 

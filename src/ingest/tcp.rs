@@ -17,7 +17,7 @@ use tokio_util::codec::FramedRead;
 
 use super::live::{LiveCounters, LiveStream};
 use crate::c123::codec::{C123Codec, Frame};
-use crate::c123::frame::{parse_frame, Message};
+use crate::c123::frame::parse_frame;
 use crate::merge::{MergeError, MergeHandle};
 use crate::shutdown::Shutdown;
 
@@ -340,7 +340,7 @@ async fn run_session(
             s.frames_total += 1;
             s.last_frame_at = Some(Instant::now());
             for m in &messages {
-                *s.frames_by_type.entry(kind(m).to_owned()).or_default() += 1;
+                *s.frames_by_type.entry(m.kind().to_owned()).or_default() += 1;
             }
         });
         let snapshot = merge.snapshot();
@@ -372,18 +372,6 @@ async fn deliver(merge: &MergeHandle, inputs: Vec<crate::merge::Input>) -> Resul
         }
     }
     Ok(())
-}
-
-fn kind(m: &Message) -> &'static str {
-    match m {
-        Message::OnCourse(_) => "OnCourse",
-        Message::Results(_) => "Results",
-        Message::RaceConfig(_) => "RaceConfig",
-        Message::Schedule(_) => "Schedule",
-        Message::TimeOfDay(_) => "TimeOfDay",
-        Message::Tvs(_) => "TVS",
-        Message::Unknown(_) => "Unknown",
-    }
 }
 
 #[cfg(test)]

@@ -52,8 +52,12 @@ pub async fn start_with(settings: HttpSettings) -> Server {
     let shutdown = Shutdown::new();
     let state = AppState::new(merge.clone(), settings);
     let task = tokio::spawn(serve(listener, state, shutdown.clone()));
+    // The server closes a keep-alive connection that stays idle past its header-read
+    // timeout (10 s); a pooled connection reused at that very moment fails with
+    // IncompleteMessage. Retire pooled connections well before that.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(3))
         .build()
         .expect("client");
     Server {

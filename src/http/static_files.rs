@@ -1,0 +1,763 @@
+//! The front end served beside the API on one origin: the built-in spectator page (embedded in
+//! the binary from `web/`), or another front end from a folder (`--static-dir DIR`).
+//!
+//! - Every non-API `GET`/`HEAD` path lands here (the router keeps `/api/...`, `/health`,
+//!   `/metrics`); unknown `/api/*` never does, so it stays a JSON 404.
+//! - Embedded assets are compressed once, on first use, and carry a strong ETag (content
+//!   hash). Folder files get an ETag from their length and modification time and are
+//!   compressed at most once per version (a small in-memory cache), never per request.
+//! - A path that does not name a file gets `index.html` only when the client accepts
+//!   `text/html` (a browser navigating to a client route); a script or stylesheet request
+//!   for a missing file gets a JSON 404, never HTML.
+//! - Folder mode never serves outside the folder: `..` segments (also percent-encoded) are
+//!   refused, and the resolved path is canonicalized (symlinks followed) and must stay under
+//!   the canonical folder.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE,
+    ETAG, IF_NONE_MATCH, VARY,
+};
+use hyper::{Response, StatusCode};
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+
+type Resp = Response<Full<Bytes>>;
+
+/// Files under this size are not worth compressing.
+const MIN_GZIP: usize = 512;
+/// Folder files above this size are served uncompressed (and not cached).
+const MAX_GZIP: u64 = 8 * 1024 * 1024;
+/// Bytes of compressed folder files kept in memory at most.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The page in `web/`, embedded at build time: (URL path, content type, bytes).
+const EMBEDDED: &[(&str, &str, &[u8])] = &[
+    (
+        "/index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../../web/index.html"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/app.js"),
+    ),
+    (
+        "/style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../web/style.css"),
+    ),
+    (
+        "/icon.svg",
+        "image/svg+xml",
+        include_bytes!("../../web/icon.svg"),
+    ),
+];
+
+/// The built-in page allows nothing from other origins (venues often have no internet, and a
+/// spectator page needs no third party).
+const EMBEDDED_CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+     style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// One asset ready to serve.
+#[derive(Debug, Clone)]
+struct Asset {
+    content_type: &'static str,
+    body: Bytes,
+    gzip: Option<Bytes>,
+    etag: String,
+}
+
+impl Asset {
+    fn new(content_type: &'static str, body: Bytes, etag: String) -> Asset {
+        let gzip = compressible(content_type)
+            .then(|| gzip(&body))
+            .flatten()
+            .filter(|z| z.len() < body.len());
+        Asset {
+            content_type,
+            body,
+            gzip,
+            etag,
+        }
+    }
+}
+
+fn gzip(data: &[u8]) -> Option<Bytes> {
+    if data.len() < MIN_GZIP {
+        return None;
+    }
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(data).ok()?;
+    enc.finish().ok().map(Bytes::from)
+}
+
+fn compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || content_type.starts_with("application/javascript")
+        || content_type.starts_with("application/json")
+        || content_type.starts_with("application/manifest+json")
+        || content_type.starts_with("image/svg+xml")
+        || content_type.starts_with("application/wasm")
+}
+
+fn strong_etag(data: &[u8]) -> String {
+    let h = Sha256::digest(data);
+    let hex: String = h[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// The embedded assets, hashed and compressed once per process.
+fn embedded() -> &'static HashMap<&'static str, Asset> {
+    static ASSETS: OnceLock<HashMap<&'static str, Asset>> = OnceLock::new();
+    ASSETS.get_or_init(|| {
+        EMBEDDED
+            .iter()
+            .map(|(path, ct, bytes)| {
+                (
+                    *path,
+                    Asset::new(ct, Bytes::from_static(bytes), strong_etag(bytes)),
+                )
+            })
+            .collect()
+    })
+}
+
+/// Which front end to serve.
+#[derive(Clone, Default)]
+pub enum Frontend {
+    /// The spectator page built into the binary.
+    #[default]
+    Embedded,
+    /// Files from a folder (canonical path), e.g. a live-mini client build.
+    Dir(Arc<StaticDir>),
+}
+
+impl std::fmt::Debug for Frontend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Frontend::Embedded => f.write_str("Frontend::Embedded"),
+            Frontend::Dir(d) => write!(f, "Frontend::Dir({})", d.root.display()),
+        }
+    }
+}
+
+/// A front-end folder.
+pub struct StaticDir {
+    root: PathBuf,
+    cache: Mutex<DirCache>,
+}
+
+#[derive(Default)]
+struct DirCache {
+    /// Canonical path → (length, mtime ns, gzip bytes or none).
+    entries: HashMap<PathBuf, (u64, u128, Option<Bytes>)>,
+    bytes: usize,
+}
+
+impl Frontend {
+    /// `--static-dir DIR`: the folder must exist and hold `index.html`.
+    pub fn dir(path: &Path) -> std::io::Result<Frontend> {
+        let root = std::fs::canonicalize(path)?;
+        if !root.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} is not a folder", root.display()),
+            ));
+        }
+        if !root.join("index.html").is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} has no index.html", root.display()),
+            ));
+        }
+        Ok(Frontend::Dir(Arc::new(StaticDir {
+            root,
+            cache: Mutex::new(DirCache::default()),
+        })))
+    }
+
+    /// Serves `raw_path` (as received, still percent-encoded) for a GET or HEAD request.
+    /// The caller has already kept `/api/...` for itself.
+    pub async fn serve(&self, raw_path: &str, headers: &HeaderMap) -> Resp {
+        let Some(segments) = safe_segments(raw_path) else {
+            return ApiError::not_found("Resource not found").into_response();
+        };
+        let wants_html = accepts_html(headers);
+        match self {
+            Frontend::Embedded => {
+                let assets = embedded();
+                let key = if segments.is_empty() {
+                    "/index.html".to_owned()
+                } else {
+                    format!("/{}", segments.join("/"))
+                };
+                let (asset, is_index) = match assets.get(key.as_str()) {
+                    Some(a) => (a, key == "/index.html"),
+                    None if wants_html => (&assets["/index.html"], true),
+                    None => return ApiError::not_found("Resource not found").into_response(),
+                };
+                let mut resp = respond(asset, headers, "no-cache");
+                if is_index {
+                    resp.headers_mut().insert(
+                        "content-security-policy",
+                        HeaderValue::from_static(EMBEDDED_CSP),
+                    );
+                }
+                resp
+            }
+            Frontend::Dir(dir) => {
+                let dir = Arc::clone(dir);
+                let headers = headers.clone();
+                tokio::task::spawn_blocking(move || dir.serve(&segments, wants_html, &headers))
+                    .await
+                    .unwrap_or_else(|_| ApiError::not_found("Resource not found").into_response())
+            }
+        }
+    }
+}
+
+impl StaticDir {
+    /// Resolves `segments` under the folder; `None` when it names no file inside it.
+    fn resolve(&self, segments: &[String]) -> Option<PathBuf> {
+        let mut p = self.root.clone();
+        for s in segments {
+            p.push(s);
+        }
+        let mut canonical = std::fs::canonicalize(&p).ok()?;
+        if !canonical.starts_with(&self.root) {
+            return None;
+        }
+        if canonical.is_dir() {
+            canonical = std::fs::canonicalize(canonical.join("index.html")).ok()?;
+            if !canonical.starts_with(&self.root) {
+                return None;
+            }
+        }
+        canonical.is_file().then_some(canonical)
+    }
+
+    fn serve(&self, segments: &[String], wants_html: bool, headers: &HeaderMap) -> Resp {
+        let (path, is_index) = match self.resolve(segments) {
+            Some(p) => {
+                let is_index = p.file_name().is_some_and(|n| n == "index.html");
+                (p, is_index)
+            }
+            None if wants_html => match self.resolve(&["index.html".to_owned()]) {
+                Some(p) => (p, true),
+                None => return ApiError::not_found("Resource not found").into_response(),
+            },
+            None => return ApiError::not_found("Resource not found").into_response(),
+        };
+        let Ok(body) = std::fs::read(&path) else {
+            return ApiError::not_found("Resource not found").into_response();
+        };
+        let meta = std::fs::metadata(&path).ok();
+        let len = body.len() as u64;
+        let mtime = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let etag = format!("\"{len:x}-{mtime:x}\"");
+        let content_type = content_type_of(&path);
+        let gz = if compressible(content_type) && len <= MAX_GZIP {
+            self.gzip_cached(&path, len, mtime, &body)
+        } else {
+            None
+        };
+        let asset = Asset {
+            content_type,
+            body: Bytes::from(body),
+            gzip: gz,
+            etag,
+        };
+        // Hashed build output (`assets/…`, as Vite names it) never changes under one name.
+        let cache = if is_index {
+            "no-cache"
+        } else if segments.first().is_some_and(|s| s == "assets") {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        respond(&asset, headers, cache)
+    }
+
+    fn gzip_cached(&self, path: &Path, len: u64, mtime: u128, body: &[u8]) -> Option<Bytes> {
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((l, m, z)) = cache.entries.get(path) {
+                if *l == len && *m == mtime {
+                    return z.clone();
+                }
+            }
+        }
+        let z = gzip(body).filter(|z| z.len() < body.len());
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let size = z.as_ref().map_or(0, Bytes::len);
+        if cache.bytes + size > CACHE_BYTES {
+            cache.entries.clear();
+            cache.bytes = 0;
+        }
+        if let Some((_, _, old)) = cache
+            .entries
+            .insert(path.to_owned(), (len, mtime, z.clone()))
+        {
+            cache.bytes -= old.map_or(0, |o| o.len());
+        }
+        cache.bytes += size;
+        z
+    }
+}
+
+/// Builds the response: 304 when the client's copy is current, gzip when accepted.
+fn respond(asset: &Asset, headers: &HeaderMap, cache_control: &'static str) -> Resp {
+    let etag = HeaderValue::from_str(&asset.etag).unwrap_or(HeaderValue::from_static("\"0\""));
+    let mut resp = if etag_matches(headers, &asset.etag) {
+        let mut r = Response::new(Full::default());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        match (&asset.gzip, accepts_gzip(headers)) {
+            (Some(z), true) => {
+                let mut r = Response::new(Full::new(z.clone()));
+                r.headers_mut()
+                    .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r
+            }
+            _ => Response::new(Full::new(asset.body.clone())),
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_str(asset.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    h.insert(ETAG, etag);
+    h.insert(CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if asset.gzip.is_some() {
+        h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    resp
+}
+
+/// The decoded path segments, or `None` for anything that could leave the folder or is not
+/// a plain relative path: `..` (also `%2e%2e`), backslashes, NUL, drive prefixes, an encoded
+/// `/` inside a segment. `.` and empty segments are dropped.
+pub fn safe_segments(raw_path: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for raw in raw_path.split('/') {
+        let seg = percent_decode(raw)?;
+        if seg.is_empty() || seg == "." {
+            continue;
+        }
+        if seg == ".."
+            || seg.contains(['/', '\\', '\0'])
+            || seg.contains(':')
+            || Path::new(&seg)
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return None;
+        }
+        out.push(seg);
+    }
+    Some(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: hyper::header::HeaderName) -> String {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<&'a str>>()
+        .join(",")
+}
+
+/// `Accept` lists `text/html` (with a non-zero quality).
+pub fn accepts_html(headers: &HeaderMap) -> bool {
+    accepts(&header_str(headers, ACCEPT), "text/html")
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    accepts(&header_str(headers, ACCEPT_ENCODING), "gzip")
+}
+
+fn accepts(list: &str, wanted: &str) -> bool {
+    list.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        if !name.eq_ignore_ascii_case(wanted) {
+            return false;
+        }
+        !parts.any(|p| {
+            let p = p.trim();
+            p.strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        })
+    })
+}
+
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    let list = header_str(headers, IF_NONE_MATCH);
+    list.split(',').any(|t| {
+        let t = t.trim();
+        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+    })
+}
+
+/// Content type by file extension (what a front-end build contains).
+pub fn content_type_of(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "webmanifest" => "application/manifest+json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "ico" => "image/x-icon",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        "otf" => "font/otf",
+        "txt" => "text/plain; charset=utf-8",
+        "xml" => "application/xml",
+        "wasm" => "application/wasm",
+        "pdf" => "application/pdf",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn hdrs(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    async fn body(r: Resp) -> Vec<u8> {
+        r.into_body().collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    fn gunzip(z: &[u8]) -> Vec<u8> {
+        use std::io::Read as _;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(z)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
+
+    #[tokio::test]
+    async fn embedded_assets_have_their_content_types() {
+        let f = Frontend::Embedded;
+        for (path, ct) in [
+            ("/", "text/html; charset=utf-8"),
+            ("/index.html", "text/html; charset=utf-8"),
+            ("/app.js", "text/javascript; charset=utf-8"),
+            ("/style.css", "text/css; charset=utf-8"),
+            ("/icon.svg", "image/svg+xml"),
+        ] {
+            let r = f.serve(path, &hdrs(&[])).await;
+            assert_eq!(r.status(), 200, "{path}");
+            assert_eq!(r.headers()[CONTENT_TYPE], ct, "{path}");
+            assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+            assert!(r.headers().contains_key(ETAG));
+            assert_eq!(r.headers()[CACHE_CONTROL], "no-cache");
+        }
+        let r = f.serve("/", &hdrs(&[])).await;
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'"));
+        let html = String::from_utf8(body(r).await).unwrap();
+        assert!(html.contains("<html"), "{html}");
+        // No request ever leaves the venue: no absolute URL in any embedded asset.
+        for (path, _, bytes) in EMBEDDED {
+            let text = String::from_utf8_lossy(bytes);
+            for bad in ["http://", "https://", "//fonts.", "cdn"] {
+                let hits: Vec<&str> = text
+                    .match_indices(bad)
+                    .map(|(i, _)| &text[i.saturating_sub(20)..(i + 40).min(text.len())])
+                    .filter(|ctx| !ctx.contains("www.w3.org/2000/svg"))
+                    .collect();
+                assert!(hits.is_empty(), "{path} references {bad}: {hits:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn etag_gives_304_without_a_body() {
+        let f = Frontend::Embedded;
+        let r = f.serve("/app.js", &hdrs(&[])).await;
+        let etag = r.headers()[ETAG].to_str().unwrap().to_owned();
+        let r = f.serve("/app.js", &hdrs(&[("if-none-match", &etag)])).await;
+        assert_eq!(r.status(), 304);
+        assert_eq!(r.headers()[ETAG], etag.as_str());
+        assert!(body(r).await.is_empty());
+        let weak = format!("\"x\", W/{etag}");
+        let r = f.serve("/app.js", &hdrs(&[("if-none-match", &weak)])).await;
+        assert_eq!(r.status(), 304);
+        let r = f
+            .serve("/app.js", &hdrs(&[("if-none-match", "\"other\"")]))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn gzip_when_accepted_and_only_then() {
+        let f = Frontend::Embedded;
+        let plain = body(f.serve("/app.js", &hdrs(&[])).await).await;
+        let r = f
+            .serve(
+                "/app.js",
+                &hdrs(&[("accept-encoding", "gzip, deflate, br")]),
+            )
+            .await;
+        assert_eq!(r.headers()[CONTENT_ENCODING], "gzip");
+        assert_eq!(r.headers()[VARY], "Accept-Encoding");
+        let z = body(r).await;
+        assert!(z.len() < plain.len() / 2, "{} vs {}", z.len(), plain.len());
+        assert_eq!(gunzip(&z), plain);
+        // Precompressed once: the same bytes every time.
+        let again = body(
+            f.serve("/app.js", &hdrs(&[("accept-encoding", "gzip")]))
+                .await,
+        )
+        .await;
+        assert_eq!(z, again);
+        for ae in ["gzip;q=0", "br", "identity", "deflate"] {
+            let r = f.serve("/app.js", &hdrs(&[("accept-encoding", ae)])).await;
+            assert!(!r.headers().contains_key(CONTENT_ENCODING), "{ae}");
+        }
+    }
+
+    #[tokio::test]
+    async fn embedded_fallback_only_for_html() {
+        let f = Frontend::Embedded;
+        let r = f
+            .serve("/event/X/results", &hdrs(&[("accept", HTML)]))
+            .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
+        let r = f.serve("/old-asset.js", &hdrs(&[("accept", "*/*")])).await;
+        assert_eq!(r.status(), 404);
+        assert!(r.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        let v: serde_json::Value = serde_json::from_slice(&body(r).await).unwrap();
+        assert_eq!(v["error"], "NotFound");
+        let r = f
+            .serve("/x.js", &hdrs(&[("accept", "text/html;q=0")]))
+            .await;
+        assert_eq!(r.status(), 404);
+    }
+
+    #[test]
+    fn traversal_is_refused_before_touching_the_disk() {
+        for p in [
+            "/../etc/passwd",
+            "/a/../../etc/passwd",
+            "/%2e%2e/etc/passwd",
+            "/%2E%2E/%2e%2e/etc/passwd",
+            "/.%2e/etc/passwd",
+            "/a%2f..%2f..%2fetc/passwd",
+            "/..%5c..%5cetc/passwd",
+            "/a\\..\\b",
+            "/%00",
+            "/C:/Windows",
+            "/%zz",
+        ] {
+            assert_eq!(safe_segments(p), None, "{p}");
+        }
+        assert_eq!(
+            safe_segments("/./a//b/%20c.txt"),
+            Some(vec!["a".into(), "b".into(), " c.txt".into()])
+        );
+        assert_eq!(safe_segments("/"), Some(vec![]));
+        assert_eq!(safe_segments("/...hidden"), Some(vec!["...hidden".into()]));
+    }
+
+    /// A front-end folder, plus a secret beside it and symlinks pointing out of it.
+    fn folder() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let site = tmp.path().join("site");
+        std::fs::create_dir_all(site.join("assets")).unwrap();
+        std::fs::create_dir_all(site.join("docs")).unwrap();
+        std::fs::write(site.join("index.html"), "<!doctype html><html>SPA</html>").unwrap();
+        std::fs::write(site.join("docs/index.html"), "<html>docs</html>").unwrap();
+        std::fs::write(site.join("assets/app-1234.js"), "x".repeat(4000)).unwrap();
+        std::fs::write(site.join("api.js"), "console.log(1)").unwrap();
+        std::fs::write(site.join("logo.png"), [0x89, b'P', b'N', b'G']).unwrap();
+        std::fs::write(tmp.path().join("secret.txt"), "top secret").unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(tmp.path().join("secret.txt"), site.join("leak.txt"))
+                .unwrap();
+            std::os::unix::fs::symlink(tmp.path(), site.join("up")).unwrap();
+            std::os::unix::fs::symlink(site.join("api.js"), site.join("inside.js")).unwrap();
+        }
+        (tmp, site)
+    }
+
+    #[tokio::test]
+    async fn folder_files_types_caching_and_gzip() {
+        let (_tmp, site) = folder();
+        let f = Frontend::dir(&site).unwrap();
+        let r = f.serve("/", &hdrs(&[])).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()[CACHE_CONTROL], "no-cache");
+        assert_eq!(body(r).await, b"<!doctype html><html>SPA</html>");
+        let r = f.serve("/assets/app-1234.js", &hdrs(&[])).await;
+        assert_eq!(r.headers()[CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert_eq!(
+            r.headers()[CACHE_CONTROL],
+            "public, max-age=31536000, immutable"
+        );
+        let etag = r.headers()[ETAG].to_str().unwrap().to_owned();
+        let r = f
+            .serve("/assets/app-1234.js", &hdrs(&[("if-none-match", &etag)]))
+            .await;
+        assert_eq!(r.status(), 304);
+        let r = f
+            .serve("/assets/app-1234.js", &hdrs(&[("accept-encoding", "gzip")]))
+            .await;
+        assert_eq!(r.headers()[CONTENT_ENCODING], "gzip");
+        assert_eq!(gunzip(&body(r).await), "x".repeat(4000).into_bytes());
+        let r = f
+            .serve("/logo.png", &hdrs(&[("accept-encoding", "gzip")]))
+            .await;
+        assert_eq!(r.headers()[CONTENT_TYPE], "image/png");
+        assert!(!r.headers().contains_key(CONTENT_ENCODING));
+        // `/api.js` is a file like any other (only `/api/...` belongs to the API).
+        let r = f.serve("/api.js", &hdrs(&[])).await;
+        assert_eq!(r.status(), 200);
+        // A folder with its own index.html.
+        assert_eq!(
+            body(f.serve("/docs/", &hdrs(&[])).await).await,
+            b"<html>docs</html>"
+        );
+        // A file changed on disk is served new, with a new ETag.
+        std::fs::write(site.join("assets/app-1234.js"), "y".repeat(5000)).unwrap();
+        let r = f
+            .serve("/assets/app-1234.js", &hdrs(&[("accept-encoding", "gzip")]))
+            .await;
+        assert_ne!(r.headers()[ETAG].to_str().unwrap(), etag);
+        assert_eq!(gunzip(&body(r).await), "y".repeat(5000).into_bytes());
+    }
+
+    #[tokio::test]
+    async fn folder_spa_fallback_only_for_html() {
+        let (_tmp, site) = folder();
+        let f = Frontend::dir(&site).unwrap();
+        let r = f
+            .serve("/events/X/race/Y", &hdrs(&[("accept", HTML)]))
+            .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(body(r).await, b"<!doctype html><html>SPA</html>");
+        let r = f
+            .serve("/assets/stale-9999.js", &hdrs(&[("accept", "*/*")]))
+            .await;
+        assert_eq!(r.status(), 404);
+        assert!(r.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+    }
+
+    #[tokio::test]
+    async fn folder_never_serves_outside() {
+        let (_tmp, site) = folder();
+        let f = Frontend::dir(&site).unwrap();
+        for p in [
+            "/../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/assets/%2e%2e/%2e%2e/secret.txt",
+            "/leak.txt",
+            "/up/secret.txt",
+            "/..%2fsecret.txt",
+        ] {
+            for accept in ["*/*", HTML] {
+                let r = f.serve(p, &hdrs(&[("accept", accept)])).await;
+                let b = body(r).await;
+                assert!(
+                    !String::from_utf8_lossy(&b).contains("top secret"),
+                    "{p} leaked"
+                );
+            }
+            let r = f.serve(p, &hdrs(&[("accept", "*/*")])).await;
+            assert_eq!(r.status(), 404, "{p}");
+        }
+        // A symlink that stays inside the folder is fine.
+        #[cfg(unix)]
+        assert_eq!(f.serve("/inside.js", &hdrs(&[])).await.status(), 200);
+    }
+
+    #[test]
+    fn folder_must_exist_with_an_index() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(Frontend::dir(&tmp.path().join("missing")).is_err());
+        assert!(Frontend::dir(tmp.path()).is_err());
+        std::fs::write(tmp.path().join("index.html"), "x").unwrap();
+        assert!(Frontend::dir(tmp.path()).is_ok());
+    }
+
+    #[test]
+    fn accept_lists() {
+        assert!(accepts("text/html,*/*;q=0.8", "text/html"));
+        assert!(accepts("TEXT/HTML;q=0.5", "text/html"));
+        assert!(!accepts("text/html;q=0", "text/html"));
+        assert!(!accepts("*/*", "text/html"));
+        assert!(!accepts("", "gzip"));
+        assert!(accepts("deflate, gzip;q=1.0", "gzip"));
+    }
+}

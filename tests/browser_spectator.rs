@@ -1,0 +1,368 @@
+//! The spectator page in a real headless Chromium, against the real pieces: SQLite store,
+//! merge loop, WebSocket hub, HTTP server, and the bundled TCP recording replayed over a real
+//! socket. Skips (prints why, passes) when chromium or chromedriver is not installed
+//! (Debian: `apt-get install -y chromium chromium-driver`).
+//!
+//! Scenario: the page loads (first-view bytes measured, < 100 KB); the replay starts; the
+//! on-course rider from the recording appears; bib 9 finishes K1M_ST_BR2_6 in 51.20 with 52 s
+//! of penalties and the row changes and is highlighted without a reload; a screenshot is
+//! written to `target/artifacts/spectator.png`; the daemon is stopped and started again on
+//! the same port and database under the open page, which reconnects and shows the same data.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use c123_live::c123::recording::Recording;
+use c123_live::http::{serve, AppState, HttpSettings};
+use c123_live::hub::{Hub, HubConfig, PublicWire};
+use c123_live::ingest::replay::{self, ReplaySettings};
+use c123_live::ingest::tcp::{self, TcpSettings};
+use c123_live::merge::{self, Input, MergeHandle, MergeSettings};
+use c123_live::shutdown::Shutdown;
+use c123_live::store::{Store, Synchronous};
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{json, Value};
+
+const EVENT: &str = c123_live::daemon::DEMO_EVENT;
+const RACE: &str = "K1M_ST_BR2_6";
+/// Replay speed: bib 9 finishes about 67 s into the recording, so about 13 s here.
+const SPEED: f64 = 5.0;
+
+fn find_exe(env: &str, names: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// The daemon's pieces, as `daemon::start` plus the HTTP server and hub will wire them.
+struct Daemon {
+    addr: SocketAddr,
+    shutdown: Shutdown,
+    merge: MergeHandle,
+    merge_task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start_daemon(db: &Path, addr: SocketAddr) -> Daemon {
+    let store = Store::open(db, Synchronous::Normal).expect("store");
+    let (merge, merge_task) = merge::start(store, MergeSettings::default()).expect("merge");
+    let shutdown = Shutdown::new();
+    let (hub, hub_task) = Hub::start(
+        HubConfig::default(),
+        Arc::new(PublicWire),
+        &merge,
+        shutdown.clone(),
+    );
+    let state = AppState::new(
+        merge.clone(),
+        HttpSettings {
+            dev: true,
+            shutdown_grace: Duration::from_secs(1),
+            ..HttpSettings::default()
+        },
+    )
+    .with_hub(hub);
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let http = tokio::spawn(serve(listener, state, shutdown.clone()));
+    let ticker = {
+        let (merge, shutdown) = (merge.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = every.tick() => if merge.submit(Input::Tick).await.is_err() { return },
+                }
+            }
+        })
+    };
+    Daemon {
+        addr,
+        shutdown,
+        merge,
+        merge_task,
+        tasks: vec![hub_task, ticker],
+        http,
+    }
+}
+
+impl Daemon {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.http).await;
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        self.merge.shutdown().await;
+        let _ = self.merge_task.await;
+    }
+
+    /// Replays the bundled recording as a fake Canoe123 and connects to it.
+    async fn replay(&mut self) {
+        let recording = Recording::parse(c123_live::daemon::DEMO_RECORDING).expect("recording");
+        let fake = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let fake_addr = fake.local_addr().expect("addr");
+        self.tasks.push(tokio::spawn(replay::serve(
+            fake,
+            recording,
+            ReplaySettings {
+                speed: SPEED,
+                looped: false,
+            },
+            self.shutdown.clone(),
+        )));
+        let (_status, task) = tcp::spawn_connect(
+            fake_addr.to_string(),
+            TcpSettings::new(Some(EVENT.into())),
+            self.merge.clone(),
+            self.shutdown.clone(),
+        );
+        self.tasks.push(task);
+    }
+}
+
+struct Driver(Child);
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+async fn start_chromedriver(exe: &Path) -> (Driver, String) {
+    let port = free_port();
+    let child = Command::new(exe)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (driver, url)
+}
+
+async fn browser(driver_url: &str, chrome: &Path, profile: &Path) -> Client {
+    let args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=420,1100",
+        &format!("--user-data-dir={}", profile.display()),
+    ];
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": { "binary": chrome.to_str().unwrap(), "args": args },
+    });
+    let caps = match caps {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    };
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(driver_url)
+        .await
+        .expect("webdriver session")
+}
+
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.expect("script runs")
+}
+
+/// Polls `script` (a JS expression body returning a value) until `ok` accepts its value.
+async fn wait_for(
+    c: &Client,
+    what: &str,
+    limit: Duration,
+    script: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let v = js(c, script).await;
+        if ok(&v) {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let text = js(c, "return document.body.innerText").await;
+            panic!("timed out waiting for {what}; last value {v}; page:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const ROW9: &str = r#"const tr = document.querySelector('#view tr[data-bib="9"]');
+return tr ? { text: tr.innerText, hi: tr.classList.contains('hi') } : null;"#;
+const CONN: &str = "return document.getElementById('conn').dataset.state";
+
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("artifacts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spectator_page_follows_the_demo_in_chromium() {
+    let chrome = find_exe("CHROME", &["chromium", "chromium-browser", "google-chrome"]);
+    let chromedriver = find_exe("CHROMEDRIVER", &["chromedriver"]);
+    let (Some(chrome), Some(chromedriver)) = (chrome, chromedriver) else {
+        println!(
+            "SKIPPED browser_spectator: chromium and/or chromedriver not found \
+             (install: apt-get install -y chromium chromium-driver)"
+        );
+        return;
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("live.db");
+    let mut daemon = start_daemon(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let addr = daemon.addr;
+    c123_live::daemon::prepare_demo_event(&daemon.merge)
+        .await
+        .expect("demo event");
+
+    let (_driver, driver_url) = start_chromedriver(&chromedriver).await;
+    let c = browser(&driver_url, &chrome, &dir.path().join("profile")).await;
+    let result = async {
+        // First view: the page, then the race the test follows (as a shared link would).
+        c.goto(&format!("http://{addr}/#e={EVENT}&r={RACE}"))
+            .await
+            .expect("goto");
+        wait_for(&c, "the results table", Duration::from_secs(20), ROW9, |v| {
+            !v.is_null()
+        })
+        .await;
+        wait_for(&c, "the live connection", Duration::from_secs(20), CONN, |v| {
+            v == "live"
+        })
+        .await;
+        let before = js(&c, ROW9).await;
+        let before = before["text"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            before.contains("90.35"),
+            "the export's older run first: {before}"
+        );
+        let bytes = js(
+            &c,
+            r#"const es = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
+               return { transfer: es.reduce((s, e) => s + (e.transferSize || 0), 0),
+                        encoded: es.reduce((s, e) => s + (e.encodedBodySize || 0), 0),
+                        decoded: es.reduce((s, e) => s + (e.decodedBodySize || 0), 0),
+                        requests: es.map(e => e.name.replace(location.origin, '') + ' ' + e.transferSize) };"#,
+        )
+        .await;
+        println!("first view: {bytes}");
+        let transfer = bytes["transfer"].as_u64().unwrap();
+        assert!(transfer > 0, "transfer sizes measured: {bytes}");
+        assert!(transfer < 100_000, "first view too heavy: {bytes}");
+        js(&c, "window.__noReload = 'still the same page'; return null").await;
+
+        // Live: the recording plays; a rider appears on course, then bib 9 finishes.
+        daemon.replay().await;
+        let rider = wait_for(
+            &c,
+            "an on-course rider",
+            Duration::from_secs(40),
+            "const r = document.querySelector('#oncourse:not([hidden]) .rider'); return r ? r.innerText : null",
+            |v| v.is_string(),
+        )
+        .await;
+        println!("on course: {}", rider.as_str().unwrap().replace('\n', " | "));
+        let row = wait_for(
+            &c,
+            "bib 9's finish 51.20 + 52",
+            Duration::from_secs(60),
+            ROW9,
+            |v| v["text"].as_str().is_some_and(|t| t.contains("51.20") && t.contains("+52")),
+        )
+        .await;
+        println!("bib 9: {}", row["text"].as_str().unwrap().replace(['\n', '\t'], " "));
+        assert_eq!(row["hi"], true, "the changed row is highlighted");
+        let gates = js(
+            &c,
+            "return document.querySelectorAll('#oncourse .gates li.p2, #oncourse .gates li.p50, #oncourse .gates li.p0').length",
+        )
+        .await;
+        println!("judged gates shown: {gates}");
+        assert_eq!(
+            js(&c, "return window.__noReload").await,
+            "still the same page",
+            "no reload"
+        );
+        let shot = c.screenshot().await.expect("screenshot");
+        let out = artifacts_dir();
+        std::fs::create_dir_all(&out).expect("artifacts dir");
+        std::fs::write(out.join("spectator.png"), shot).expect("write screenshot");
+        println!("screenshot: {}", out.join("spectator.png").display());
+
+        // Restart the daemon under the page: same port, same database.
+        daemon.stop().await;
+        wait_for(&c, "the page to notice", Duration::from_secs(20), CONN, |v| {
+            v != "live"
+        })
+        .await;
+        let daemon = start_daemon(&db, addr).await;
+        wait_for(&c, "the reconnection", Duration::from_secs(40), CONN, |v| {
+            v == "live"
+        })
+        .await;
+        let row = wait_for(&c, "bib 9 after restart", Duration::from_secs(20), ROW9, |v| {
+            v["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("51.20") && t.contains("+52"))
+        })
+        .await;
+        println!(
+            "bib 9 after restart: {}",
+            row["text"].as_str().unwrap().replace(['\n', '\t'], " ")
+        );
+        assert_eq!(
+            js(&c, "return window.__noReload").await,
+            "still the same page",
+            "no reload across the restart"
+        );
+        daemon
+    }
+    .await;
+    let _ = c.close().await;
+    result.stop().await;
+}

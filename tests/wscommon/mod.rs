@@ -1,0 +1,242 @@
+//! Shared harness for the WebSocket tests: a real merge loop on a real SQLite file, the hub,
+//! and the real HTTP server (`http::serve`) with the hub attached.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use c123_live::http::{AppState, HttpSettings};
+use c123_live::hub::{Hub, HubConfig, PublicWire};
+use c123_live::merge::{
+    self, AdminCommand, Input, MergeHandle, MergeSettings, ResultUpdate, Via, XmlOrigin, XmlTarget,
+};
+use c123_live::model::{EventStatus, OnCourseEntry};
+use c123_live::shutdown::Shutdown;
+use c123_live::store::{Store, Synchronous};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub merge: MergeHandle,
+    pub hub: Hub,
+    pub addr: SocketAddr,
+    pub shutdown: Shutdown,
+    pub hub_task: tokio::task::JoinHandle<()>,
+}
+
+pub const EV: &str = "EV";
+
+pub fn fixture() -> Vec<u8> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/jarni-2024.xml");
+    std::fs::read(path).expect("fixture")
+}
+
+pub async fn start(cfg: HubConfig) -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("live.db"), Synchronous::Off).expect("store");
+    let (merge, _join) = merge::start(store, MergeSettings::default()).expect("merge");
+    let shutdown = Shutdown::new();
+    let (hub, hub_task) = Hub::start(cfg, Arc::new(PublicWire), &merge, shutdown.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let settings = HttpSettings {
+        master_keys: vec!["test-master-key-0123456789".into()],
+        ..HttpSettings::default()
+    };
+    let state = AppState::new(merge.clone(), settings).with_hub(hub.clone());
+    tokio::spawn(c123_live::http::serve(listener, state, shutdown.clone()));
+    Harness {
+        dir,
+        merge,
+        hub,
+        addr,
+        shutdown,
+        hub_task,
+    }
+}
+
+impl Harness {
+    /// Creates `EV` from the real fixture and opens it to spectators (`running`).
+    pub async fn running_event(&self) {
+        let export = c123_live::xml::parse_export(&fixture()).expect("parse");
+        self.merge
+            .send(Input::Xml {
+                target: XmlTarget::ByExport {
+                    event_id: Some(EV.into()),
+                },
+                export: Box::new(export),
+                origin: XmlOrigin::Cli,
+            })
+            .await
+            .expect("import");
+        self.transition(EventStatus::Startlist).await;
+        self.transition(EventStatus::Running).await;
+    }
+
+    pub async fn transition(&self, to: EventStatus) {
+        self.merge
+            .send(Input::Admin(AdminCommand::Transition {
+                event_id: EV.into(),
+                to,
+            }))
+            .await
+            .expect("transition");
+    }
+
+    /// A first-run result of one rider with a new time (a single-result update).
+    pub async fn update_result(&self, race_id: &str, participant_id: &str, time_ms: i64) {
+        self.merge
+            .send(Input::Results {
+                event_id: EV.into(),
+                updates: vec![ResultUpdate {
+                    race_id: race_id.into(),
+                    participant_id: participant_id.into(),
+                    time_ms: Some(Some(time_ms)),
+                    pen_s: Some(Some(2)),
+                    total_ms: Some(Some(time_ms + 2000)),
+                    status: Some(None),
+                    ..ResultUpdate::default()
+                }],
+                via: Via::Tcp,
+            })
+            .await
+            .expect("results");
+    }
+
+    pub async fn oncourse(&self, n: usize, tag: u32) {
+        let entries = (0..n)
+            .map(|i| OnCourseEntry {
+                participant_id: None,
+                race_id: "C1M_ST_BR1_6".into(),
+                bib: i as u32 + 1,
+                name: format!("RIDER {i} with a long enough name to weigh something {tag}"),
+                club: Some("Club".into()),
+                position: i as u32 + 1,
+                gates: vec![Some(0); 20],
+                dt_start: None,
+                dt_finish: None,
+                time_ms: Some(tag as i64 * 10),
+                pen_s: Some(0),
+                total_ms: None,
+                rank: None,
+                ttb_diff: None,
+                ttb_name: None,
+            })
+            .collect();
+        self.merge
+            .send(Input::OnCourse {
+                event_id: EV.into(),
+                entries,
+                via: Via::Tcp,
+            })
+            .await
+            .expect("oncourse");
+    }
+
+    /// Some `(race_id, participant_id)` of the event.
+    pub fn some_row(&self, race_id: &str) -> (String, String) {
+        let snap = self.merge.snapshot();
+        let ev = snap.event(EV).expect("event");
+        let row = ev.race_results(race_id).next().expect("row");
+        (row.race_id.clone(), row.participant_id.clone())
+    }
+
+    pub fn url(&self, query: &str) -> String {
+        format!("ws://{}/api/v1/events/{EV}/ws{query}", self.addr)
+    }
+
+    pub async fn connect(&self, query: &str) -> Ws {
+        let (ws, _) = tokio_tungstenite::connect_async(self.url(query))
+            .await
+            .expect("connect");
+        ws
+    }
+
+    /// `GET` on the real REST API.
+    pub async fn rest(&self, path: &str) -> Value {
+        reqwest::get(format!("http://{}{path}", self.addr))
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    pub fn epoch(&self) -> String {
+        self.merge.snapshot().epoch.clone()
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.merge.snapshot().event(EV).map_or(0, |e| e.header.seq)
+    }
+}
+
+/// Next text message as JSON (skips control frames), with an upper bound on the wait.
+pub async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("timed out waiting for a message")
+            .expect("stream ended")
+            .expect("ws error");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).expect("json"),
+            Message::Close(c) => panic!("unexpected close {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Next text message, raw length and JSON.
+pub async fn next_text(ws: &mut Ws) -> (usize, Value) {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("timed out waiting for a message")
+            .expect("stream ended")
+            .expect("ws error");
+        if let Message::Text(t) = msg {
+            return (t.len(), serde_json::from_str(t.as_str()).expect("json"));
+        }
+    }
+}
+
+/// Reads until the server's close frame; returns its code and reason.
+pub async fn expect_close(ws: &mut Ws, within: Duration) -> (u16, String) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("no close in time");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                let _ = ws.close(None).await;
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Some(Ok(Message::Close(None))) => return (1005, String::new()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("error before close: {e}"),
+            None => panic!("stream ended without a close frame"),
+        }
+    }
+}
+
+pub async fn send_ignored(ws: &mut Ws) {
+    let _ = ws.send(Message::Text("hello".into())).await;
+}
+
+/// The HTTP status of a refused upgrade.
+pub async fn refused_status(url: &str) -> Option<u16> {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => None,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Some(resp.status().as_u16()),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
