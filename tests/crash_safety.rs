@@ -1,7 +1,8 @@
 //! Crash safety: the real daemon binary on a real database, fed over HTTP, killed with
 //! SIGKILL at random moments and restarted, many times. After every kill the database must
 //! pass `PRAGMA integrity_check`, hold every input that was acknowledged (2xx), hold no
-//! half-applied XML import, keep its epoch, and never move an event's `seq` backwards.
+//! half-applied XML import, keep its epoch, and never move an event's `seq` backwards; a
+//! WebSocket client reconnecting to the restarted daemon gets one `full` of that state.
 //!
 //! `cargo test --test crash_safety` runs a short round (a few kills); the long run is
 //! `scripts/crash-harness.sh` (the ignored test below with `CRASH_ROUNDS`, `CRASH_SEED`).
@@ -12,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
 const EV: &str = "crash";
@@ -310,6 +312,46 @@ async fn run(rounds: usize, seed: u64) -> Report {
                 .as_u64()
                 .unwrap();
             assert_eq!(s, last_seq[i], "round {round}: {ev} seq as stored");
+        }
+
+        // A spectator reconnecting after the crash, resuming from the seq before the last
+        // change: the new process has no resume ring, so it must get one `full` of the
+        // committed state (never a partial replay), with the database's epoch.
+        for query in [
+            String::new(),
+            format!(
+                "?since={}&epoch={first_epoch}",
+                last_seq[0].saturating_sub(1)
+            ),
+        ] {
+            let url = format!(
+                "{}/api/v1/events/{EV}/ws{query}",
+                d.base.replace("http://", "ws://")
+            );
+            let (mut ws, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .expect("ws upgrade");
+            let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("a first message")
+                .expect("open")
+                .expect("frame");
+            let msg: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+            assert_eq!(
+                msg["type"], "full",
+                "round {round}: {query}: reconnect gets a full"
+            );
+            assert_eq!(
+                msg["seq"].as_u64(),
+                Some(last_seq[0]),
+                "round {round}: full at the stored seq"
+            );
+            assert_eq!(
+                msg["epoch"],
+                first_epoch.as_str(),
+                "round {round}: same epoch"
+            );
+            let _ = ws.close(None).await;
         }
 
         let acked_before = {
