@@ -226,6 +226,8 @@ pub struct AppState {
     pub hub: Option<crate::hub::Hub>,
     /// What non-API GET paths serve: the built-in page or `--static-dir`.
     pub frontend: static_files::Frontend,
+    /// Open WebSocket clients per client address (`max_ws_per_ip`).
+    pub ws_per_ip: Arc<PerIp>,
 }
 
 impl AppState {
@@ -246,6 +248,7 @@ impl AppState {
             inputs,
             hub: None,
             frontend: static_files::Frontend::default(),
+            ws_per_ip: Arc::default(),
         }
     }
 

@@ -222,10 +222,28 @@ async fn dispatch(req: Request<Incoming>, state: &AppState) -> (&'static str, Re
 /// or draft, 410 official, 503 room full) and performs the upgrade here. The connection is
 /// served `with_upgrades()`, so `hyper::upgrade::on(req)` works. Without a hub: 404.
 pub async fn ws_upgrade(req: Request<Incoming>, state: AppState, event_id: &str) -> Resp {
-    match &state.hub {
-        Some(hub) => hub.upgrade(req, event_id),
-        None => ApiError::not_found("WebSocket endpoint not available").into_response(),
-    }
+    let Some(hub) = &state.hub else {
+        return ApiError::not_found("WebSocket endpoint not available").into_response();
+    };
+    // One address may hold at most `max_ws_per_ip` sockets (the client address is the
+    // trusted proxy's X-Forwarded-For when it comes through one). The slot lives as long as
+    // the socket.
+    let client = req
+        .extensions()
+        .get::<super::ClientAddr>()
+        .map(|c| c.0)
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let Some(slot) =
+        super::PerIp::try_acquire(&state.ws_per_ip, client, state.settings.max_ws_per_ip)
+    else {
+        tracing::debug!(%client, "WebSocket refused: per-address limit");
+        return ApiError::new(
+            ErrorCode::ConnectionLimitReached,
+            "Too many WebSocket connections from this address",
+        )
+        .into_response();
+    };
+    hub.upgrade_guarded(req, event_id, slot)
 }
 
 // ---------------------------------------------------------------------------------------------

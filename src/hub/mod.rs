@@ -631,7 +631,18 @@ impl Hub {
     /// `GET /api/v1/events/{eventId}/ws`: refuses with a JSON HTTP response (404 unknown or
     /// draft, 410 official, 503 room or server full, 400 not a WebSocket request), or
     /// answers 101 and serves the connection on its own task.
-    pub fn upgrade<B>(&self, mut req: Request<B>, event_id: &str) -> Response<Full<Bytes>> {
+    pub fn upgrade<B>(&self, req: Request<B>, event_id: &str) -> Response<Full<Bytes>> {
+        self.upgrade_guarded(req, event_id, ())
+    }
+
+    /// [`Hub::upgrade`], keeping `guard` alive as long as the connection (the HTTP layer's
+    /// per-address slot); dropped at once when the upgrade is refused.
+    pub fn upgrade_guarded<B, G: Send + 'static>(
+        &self,
+        mut req: Request<B>,
+        event_id: &str,
+        guard: G,
+    ) -> Response<Full<Bytes>> {
         let inner = &self.inner;
         let room = {
             // The freshest committed state: a new room starts from it, and changes the hub has
@@ -698,6 +709,7 @@ impl Hub {
         HubStats::add(&inner.stats.connections_total, 1);
         let hub = self.clone();
         tokio::spawn(async move {
+            let _guard = guard;
             let ws = match tokio::time::timeout(Duration::from_secs(10), websocket).await {
                 Ok(Ok(ws)) => ws,
                 Ok(Err(e)) => {

@@ -39,6 +39,17 @@ pub fn fixture() -> Vec<u8> {
 }
 
 pub async fn start(cfg: HubConfig) -> Harness {
+    start_with(
+        cfg,
+        HttpSettings {
+            master_keys: vec!["test-master-key-0123456789".into()],
+            ..HttpSettings::default()
+        },
+    )
+    .await
+}
+
+pub async fn start_with(cfg: HubConfig, settings: HttpSettings) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("live.db"), Synchronous::Off).expect("store");
     let (merge, _join) = merge::start(store, MergeSettings::default()).expect("merge");
@@ -46,10 +57,6 @@ pub async fn start(cfg: HubConfig) -> Harness {
     let (hub, hub_task) = Hub::start(cfg, Arc::new(PublicWire), &merge, shutdown.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let settings = HttpSettings {
-        master_keys: vec!["test-master-key-0123456789".into()],
-        ..HttpSettings::default()
-    };
     let state = AppState::new(merge.clone(), settings).with_hub(hub.clone());
     tokio::spawn(c123_live::http::serve(listener, state, shutdown.clone()));
     Harness {
