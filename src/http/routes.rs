@@ -54,8 +54,12 @@ fn ok<T: Serialize>(value: &T) -> Res {
 /// Entry point for every request.
 pub async fn handle(req: Request<Incoming>, state: AppState) -> Resp {
     let method = req.method().clone();
+    let gzip_ok = super::static_files::accepts_gzip(req.headers());
     let (route, result) = dispatch(req, &state).await;
     let mut resp = result.unwrap_or_else(ApiError::into_response);
+    if gzip_ok && method != Method::HEAD {
+        resp = compress_json(resp).await;
+    }
     state
         .metrics
         .request(route, method.as_str(), resp.status().as_u16());
@@ -68,6 +72,35 @@ pub async fn handle(req: Request<Incoming>, state: AppState) -> Resp {
             .insert(CONTENT_LENGTH, HeaderValue::from(size));
     }
     resp
+}
+
+/// Gzips a JSON body for clients that accept it: phones on venue networks fetch the results
+/// tables (tens of KB of repetitive JSON) over REST after every (re)connect.
+async fn compress_json(resp: Resp) -> Resp {
+    use hyper::header::{CONTENT_ENCODING, VARY};
+    let is_json = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json || resp.headers().contains_key(CONTENT_ENCODING) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(collected) = body.collect().await;
+    let bytes = collected.to_bytes();
+    match super::static_files::gzip_with(&bytes, flate2::Compression::default()) {
+        Some(gz) if gz.len() < bytes.len() => {
+            parts
+                .headers
+                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            parts
+                .headers
+                .insert(VARY, HeaderValue::from_static("accept-encoding"));
+            Response::from_parts(parts, Full::new(gz))
+        }
+        _ => Response::from_parts(parts, Full::new(bytes)),
+    }
 }
 
 fn percent_decode(s: &str) -> Option<String> {
