@@ -164,16 +164,25 @@ pub const DEMO_EVENT: &str = "jarni-2024";
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn serve(config: ServeConfig) -> Result<(), DaemonError> {
     let shutdown = Shutdown::new();
-    let running = start(&config, &shutdown).await?;
+    let mut running = start(&config, &shutdown).await?;
     if let Some(addr) = running.local_addr {
         tracing::info!(%addr, db = %config.db.display(), "c123-live is up");
     }
     notify_systemd(&[sd_notify::NotifyState::Ready]);
-    crate::shutdown::signal().await;
+    let result = tokio::select! {
+        _ = crate::shutdown::signal() => Ok(()),
+        // The merge loop only ends on its own after a bug (a panic): without it nothing can
+        // be written, so exit non-zero and let systemd restart the daemon on the same data.
+        ended = &mut running.merge_task => {
+            running.merge_task = tokio::spawn(async {});
+            tracing::error!(?ended, "the merge loop stopped unexpectedly");
+            Err(DaemonError::Config("the merge loop stopped unexpectedly".into()))
+        }
+    };
     tracing::info!("shutting down");
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     stop(running, &shutdown).await;
-    Ok(())
+    result
 }
 
 /// Starts everything; returns once the API is listening.

@@ -59,6 +59,7 @@ pub async fn handle(req: Request<Incoming>, state: AppState) -> Resp {
         .get(CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
+    let gzip_ok = super::static_files::accepts_gzip(req.headers());
     let (route, result) = dispatch(req, &state).await;
     let mut resp = result.unwrap_or_else(ApiError::into_response);
     // An error may be answered before the body was read (401 before a 10 MiB upload); hyper
@@ -67,6 +68,9 @@ pub async fn handle(req: Request<Incoming>, state: AppState) -> Resp {
     if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
         resp.headers_mut()
             .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if gzip_ok && method != Method::HEAD {
+        resp = compress_json(resp).await;
     }
     state
         .metrics
@@ -91,6 +95,35 @@ pub fn split_path(path: &str) -> Option<Vec<String>> {
         .split('/')
         .map(percent_decode)
         .collect()
+}
+
+/// Gzips a JSON body for clients that accept it: phones on venue networks fetch the results
+/// tables (tens of KB of repetitive JSON) over REST after every (re)connect.
+async fn compress_json(resp: Resp) -> Resp {
+    use hyper::header::{CONTENT_ENCODING, VARY};
+    let is_json = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json || resp.headers().contains_key(CONTENT_ENCODING) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(collected) = body.collect().await;
+    let bytes = collected.to_bytes();
+    match super::static_files::gzip_with(&bytes, flate2::Compression::default()) {
+        Some(gz) if gz.len() < bytes.len() => {
+            parts
+                .headers
+                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            parts
+                .headers
+                .insert(VARY, HeaderValue::from_static("accept-encoding"));
+            Response::from_parts(parts, Full::new(gz))
+        }
+        _ => Response::from_parts(parts, Full::new(bytes)),
+    }
 }
 
 /// Decodes `%XX` escapes; `None` for a bad escape or invalid UTF-8.

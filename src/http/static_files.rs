@@ -93,10 +93,15 @@ impl Asset {
 }
 
 fn gzip(data: &[u8]) -> Option<Bytes> {
+    gzip_with(data, flate2::Compression::best())
+}
+
+/// Gzips `data` unless it is too small to gain (API bodies use the default level).
+pub fn gzip_with(data: &[u8], level: flate2::Compression) -> Option<Bytes> {
     if data.len() < MIN_GZIP {
         return None;
     }
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), level);
     enc.write_all(data).ok()?;
     enc.finish().ok().map(Bytes::from)
 }
@@ -409,7 +414,8 @@ pub fn accepts_html(headers: &HeaderMap) -> bool {
     accepts(&header_str(headers, ACCEPT), "text/html")
 }
 
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+/// `Accept-Encoding` lists gzip (with a non-zero quality).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
     accepts(&header_str(headers, ACCEPT_ENCODING), "gzip")
 }
 

@@ -283,6 +283,15 @@ struct MergeLoop {
 
 impl MergeLoop {
     fn run(&mut self, mut rx: mpsc::Receiver<Envelope>, stopping: &AtomicBool) {
+        /// Clears the running flag however the loop ends, a panic included, so readiness
+        /// and the daemon see it.
+        struct Running(Arc<LoopStats>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.running.store(false, Ordering::SeqCst);
+            }
+        }
+        let _running = Running(Arc::clone(&self.stats));
         while let Some(env) = rx.blocking_recv() {
             let kind = env.input.kind();
             let result = self.handle(env.input);
