@@ -1,9 +1,7 @@
 //! The request target as the router sees it: the path split into percent-decoded segments,
 //! the query parameters the routes and the WebSocket resume read (`since`, `epoch`, `catId`,
 //! `detailed`), and the client address from `X-Forwarded-For`. Never a panic.
-//!
-//! The WebSocket hub's own `?since=N&epoch=E` parser lives on the `ws` branch; once it is
-//! merged and public it belongs here too.
+//! The WebSocket hub's own `?since=N&epoch=E` parser is fuzzed with the same input.
 #![no_main]
 
 use c123_live::http::routes::{percent_decode, query_param, split_path};
@@ -26,6 +24,10 @@ fuzz_target!(|data: &[u8]| {
         for s in &segs {
             let _ = percent_decode(s);
         }
+    }
+    if let Some(r) = c123_live::hub::parse_resume(query) {
+        // A resume always carries both parts.
+        assert!(!query.unwrap_or("").is_empty() && r.epoch.len() <= text.len());
     }
     for name in ["since", "epoch", "catId", "detailed"] {
         if let Some(v) = query_param(query, name) {

@@ -335,12 +335,13 @@ impl Drop for Slot {
 
 /// `?since=N&epoch=E` of a reconnecting client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Resume {
-    since: u64,
-    epoch: String,
+pub struct Resume {
+    pub since: u64,
+    pub epoch: String,
 }
 
-fn parse_resume(query: Option<&str>) -> Option<Resume> {
+/// Reads `since` and `epoch` from a WebSocket URL's query; both are needed for a resume.
+pub fn parse_resume(query: Option<&str>) -> Option<Resume> {
     let mut since = None;
     let mut epoch = None;
     for pair in query?.split('&') {
