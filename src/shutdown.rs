@@ -26,3 +26,28 @@ pub async fn signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// The next connection on `listener`, or `None` once `shutdown` fires. Accept errors (out of
+/// file descriptors and the like) are logged and retried after a short pause instead of
+/// spinning.
+pub async fn accept(
+    listener: &tokio::net::TcpListener,
+    shutdown: &Shutdown,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok(pair) => return Some(pair),
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                }
+            }
+        }
+    }
+}

@@ -286,18 +286,8 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(max));
     let per_ip = Arc::new(PerIp::default());
     loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let Some((stream, peer)) = crate::shutdown::accept(&listener, &shutdown).await else {
+            break;
         };
         let _ = stream.set_nodelay(true);
         let peer_ip = canonical_ip(peer.ip());

@@ -29,6 +29,7 @@ use hyper::{Response, StatusCode};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use super::routes::percent_decode;
 
 type Resp = Response<Full<Bytes>>;
 
@@ -381,23 +382,6 @@ pub fn safe_segments(raw_path: &str) -> Option<Vec<String>> {
         out.push(seg);
     }
     Some(out)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: hyper::header::HeaderName) -> String {

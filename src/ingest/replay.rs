@@ -58,16 +58,8 @@ pub async fn serve(
     let recording = std::sync::Arc::new(recording);
     let mut clients = tokio::task::JoinSet::new();
     loop {
-        let (mut stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = listener.accept() => match a {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "replay: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Some((mut stream, peer)) = crate::shutdown::accept(&listener, &shutdown).await else {
+            break;
         };
         let (recording, shutdown) = (recording.clone(), shutdown.clone());
         clients.spawn(async move {

@@ -201,17 +201,8 @@ pub async fn spawn_listen(
     let join = tokio::spawn(async move {
         let mut sessions = tokio::task::JoinSet::new();
         loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                a = listener.accept() => a,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
+            let Some((stream, peer)) = crate::shutdown::accept(&listener, &shutdown).await else {
+                break;
             };
             let peer_ip = canonical_ip(peer.ip());
             if !settings.allowed_peers.is_empty()
