@@ -106,6 +106,16 @@ async fn start_daemon(db: &Path, client: &reqwest::Client) -> Daemon {
     panic!("the daemon did not become ready on {}", db.display());
 }
 
+/// A failing round must not leave a daemon running behind the test.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Daemon {
     fn kill9(mut self) {
         // `Child::kill` is SIGKILL on Unix: no shutdown code runs.

@@ -80,8 +80,18 @@ fn serve_refuses_an_open_admin_api_without_dev() {
     assert!(stderr.contains("master key"), "{stderr}");
 }
 
+/// A daemon process that is killed when the test ends, passed or failed.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `serve` and returns it with the address it listens on (read from its log).
-fn serve(db: &Path, extra: &[&str]) -> (Child, String) {
+fn serve(db: &Path, extra: &[&str]) -> (Daemon, String) {
     let mut child = Command::new(BIN)
         .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
@@ -92,6 +102,7 @@ fn serve(db: &Path, extra: &[&str]) -> (Child, String) {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let child = Daemon(child);
     let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
     let addr = loop {
@@ -157,13 +168,13 @@ fn sigterm_finishes_checkpoints_and_exits_zero() {
     );
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM");
@@ -175,12 +186,10 @@ fn sigterm_finishes_checkpoints_and_exits_zero() {
     let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     assert_eq!(wal_len, 0, "WAL not checkpointed");
     // And everything acknowledged is there after a restart.
-    let (mut again, addr) = serve(&db, &[]);
+    let (_again, addr) = serve(&db, &[]);
     let resp = http(
         &addr,
         "GET /api/v1/admin/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert!(resp.contains("\"hasXmlData\":true"), "{resp}");
-    let _ = again.kill();
-    let _ = again.wait();
 }
