@@ -139,6 +139,23 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user, system) a process has used so far (0 if unreadable).
+pub fn cpu_secs(pid: &str) -> (f64, f64) {
+    let tick = 100.0; // USER_HZ on Linux
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the `(comm)`: state is field 3; utime 14, stime 15.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((
+                f.get(11)?.parse::<f64>().ok()? / tick,
+                f.get(12)?.parse::<f64>().ok()? / tick,
+            ))
+        })
+        .unwrap_or((0.0, 0.0))
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit. The
 /// daemon, a child, inherits it.
 fn raise_nofile() -> u64 {
@@ -669,6 +686,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let mut source = TcpStream::connect(daemon.tcp).await.context("TCP source")?;
     source.set_nodelay(true)?;
     let drive_start = Instant::now();
+    let daemon_cpu0 = cpu_secs(&daemon.pid().to_string());
+    let own_cpu0 = cpu_secs("self");
     let expected_markers;
     match &recording {
         None => {
@@ -721,6 +740,9 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rss_after = daemon.rss_kib();
+    let busy = drive_start.elapsed().as_secs_f64();
+    let daemon_cpu1 = cpu_secs(&daemon.pid().to_string());
+    let own_cpu1 = cpu_secs("self");
     stop.cancel();
     drop(source);
     let mut reports = Vec::with_capacity(tasks.len());
@@ -785,6 +807,13 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         spread.len()
     );
     println!("bytes_per_client: {}", bytes / ok.len().max(1) as u64);
+    println!(
+        "cpu_during_run: {busy:.1} s wall; daemon user {:.1} s sys {:.1} s; loadgen user {:.1} s sys {:.1} s",
+        daemon_cpu1.0 - daemon_cpu0.0,
+        daemon_cpu1.1 - daemon_cpu0.1,
+        own_cpu1.0 - own_cpu0.0,
+        own_cpu1.1 - own_cpu0.1
+    );
     println!("rss_before_kib: {rss_before}");
     println!("rss_after_kib: {rss_after}");
     println!("load: {}", load());
