@@ -69,6 +69,10 @@ pub struct LoadgenArgs {
     /// The daemon binary (default: this executable).
     #[arg(long)]
     pub daemon: Option<PathBuf>,
+    /// Client connections per source address: past this, clients bind 127.0.0.2, 127.0.0.3, …
+    /// (one address has ~28 000 ephemeral ports towards the daemon).
+    #[arg(long, default_value_t = PER_SOURCE_IP)]
+    pub per_source_ip: usize,
     /// Soak mode: an event day compressed (see `--hours`, `--speedup`).
     #[arg(long)]
     pub soak: bool,
@@ -569,10 +573,10 @@ fn on_text(payload: &[u8], now: u64, shared: &Shared, rep: &mut ClientReport) {
     }
 }
 
-/// Source address of client `i`: 127.0.0.1 for the first [`PER_SOURCE_IP`], then
+/// Source address of client `i`: 127.0.0.1 for the first `per_ip`, then
 /// 127.0.0.2, … (each address has its own ephemeral port range towards the daemon).
-fn source_of(i: usize) -> Option<Ipv4Addr> {
-    let k = i / PER_SOURCE_IP;
+fn source_of(i: usize, per_ip: usize) -> Option<Ipv4Addr> {
+    let k = i / per_ip.max(1);
     (k > 0).then(|| Ipv4Addr::new(127, 0, (k / 250) as u8, (k % 250 + 1) as u8))
 }
 
@@ -612,6 +616,7 @@ async fn open_clients(
     daemon: &Daemon,
     n: usize,
     concurrency: usize,
+    per_ip: usize,
     shared: &Arc<Shared>,
     stop: &Shutdown,
 ) -> Vec<tokio::task::JoinHandle<ClientReport>> {
@@ -621,7 +626,7 @@ async fn open_clients(
         let permit = gate.clone().acquire_owned().await.expect("semaphore");
         tasks.push(tokio::spawn(client(
             daemon.http,
-            source_of(i),
+            source_of(i, per_ip),
             String::new(),
             shared.clone(),
             stop.clone(),
@@ -670,7 +675,15 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let shared = Arc::new(Shared::new(diffs, 1_000_000));
     let stop = Shutdown::new();
     let t = Instant::now();
-    let tasks = open_clients(&daemon, clients, args.connect_concurrency, &shared, &stop).await;
+    let tasks = open_clients(
+        &daemon,
+        clients,
+        args.connect_concurrency,
+        args.per_source_ip,
+        &shared,
+        &stop,
+    )
+    .await;
     let connected = shared.connected.load(Ordering::Relaxed);
     println!(
         "connected: {connected}/{clients} in {:.1} s",
@@ -1102,7 +1115,11 @@ mod tests {
             number_after(br#"{"data":{},"seq":42,"type":"diff"}"#, b"\"seq\":"),
             Some(42)
         );
-        assert_eq!(source_of(0), None);
-        assert_eq!(source_of(PER_SOURCE_IP), Some(Ipv4Addr::new(127, 0, 0, 2)));
+        assert_eq!(source_of(0, PER_SOURCE_IP), None);
+        assert_eq!(
+            source_of(PER_SOURCE_IP, PER_SOURCE_IP),
+            Some(Ipv4Addr::new(127, 0, 0, 2))
+        );
+        assert_eq!(source_of(250 * 7, 7), Some(Ipv4Addr::new(127, 0, 1, 1)));
     }
 }

@@ -45,6 +45,9 @@ fn loadgen_twenty_clients_twenty_diffs() {
         "off",
         "--idle-secs",
         "0.2",
+        // 6 clients per source address: 127.0.0.1 … 127.0.0.4 (the path used past ~28 000).
+        "--per-source-ip",
+        "6",
     ]);
     assert_eq!(num(&m, "clients_connected"), 20.0);
     assert_eq!(num(&m, "clients_failed"), 0.0);
