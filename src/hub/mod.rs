@@ -790,6 +790,46 @@ impl Hub {
     }
 }
 
+/// For `benches/fanout.rs` only: the hub's real client queues without sockets, to time the
+/// part of a publish that runs under the room's lock (queue one message to every client).
+#[doc(hidden)]
+pub mod bench {
+    use super::*;
+
+    pub struct Queues {
+        clients: HashMap<u64, Arc<ClientQueue>>,
+        stats: HubStats,
+        limit: usize,
+    }
+
+    impl Queues {
+        /// `n` clients with the default queue bound.
+        pub fn new(n: usize) -> Queues {
+            Queues {
+                clients: (0..n as u64)
+                    .map(|i| (i, Arc::new(ClientQueue::new())))
+                    .collect(),
+                stats: HubStats::default(),
+                limit: HubConfig::default().queue_bytes,
+            }
+        }
+
+        /// Queues `msg` to every client as `Hub::apply` does; returns how many overflowed.
+        pub fn publish(&self, msg: &Utf8Bytes) -> usize {
+            self.clients
+                .values()
+                .filter(|q| !q.push(msg, self.limit, &self.stats))
+                .count()
+        }
+
+        /// What the clients' write tasks do first: take their pending frames. Returns the
+        /// number of frames taken.
+        pub fn drain(&self) -> usize {
+            self.clients.values().map(|q| q.take().0.len()).sum()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
