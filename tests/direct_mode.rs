@@ -2,6 +2,8 @@
 //! --auto-status`. The event is created from the export, its lifecycle follows the TCP
 //! schedule, results arrive, and the operator status shows the source and the watcher.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -132,6 +134,10 @@ async fn xml_folder_and_canoe123_without_an_admin() {
         .unwrap()
         .ends_with("jarni.xml"));
     assert_eq!(st["xmlWatcher"]["lastError"], Value::Null);
+    // As documented in protocol/openapi.yaml.
+    let mut openapi = common::openapi::Checker::new();
+    openapi.check("/api/v1/admin/status", "get", 200, &st);
+    assert!(openapi.errors.is_empty(), "{:#?}", openapi.errors);
 
     // And the same figures are in /metrics.
     let text = reqwest::get(format!("http://{addr}/metrics"))

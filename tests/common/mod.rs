@@ -2,6 +2,8 @@
 //! 127.0.0.1 port 0, and a real HTTP client.
 #![allow(dead_code)]
 
+pub mod openapi;
+
 use std::time::Duration;
 
 use c123_live::http::{serve, AppState, HttpSettings};
