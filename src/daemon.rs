@@ -336,9 +336,10 @@ pub async fn demo(args: crate::config::DemoArgs) -> Result<(), DaemonError> {
     running.sources.push(st);
     running.tasks.push(task);
     running.tasks.push(replay);
+    // The bound address (a `--listen` with port 0 gets a free port).
     println!(
         "c123-live demo: open http://{}/ (Ctrl-C to stop)",
-        args.listen
+        running.local_addr.unwrap_or(args.listen)
     );
     crate::shutdown::signal().await;
     stop(running, &shutdown).await;

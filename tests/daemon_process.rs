@@ -193,3 +193,64 @@ fn sigterm_finishes_checkpoints_and_exits_zero() {
     );
     assert!(resp.contains("\"hasXmlData\":true"), "{resp}");
 }
+
+/// The README's first command: `demo` serves the bundled event and plays the recording.
+#[test]
+fn demo_plays_the_bundled_event() {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0", "--speed", "40"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = Daemon(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("demo exited early")
+        };
+        if let Some(rest) = line.split("open http://").nth(1) {
+            break rest.split('/').next().unwrap().to_owned();
+        }
+    };
+    // Bib 9 finishes 63 s into the recording: under 2 s at 40x.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let resp = http(
+            &url,
+            "GET /api/v1/events/jarni-2024/results/K1M_ST_BR2_6 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        if resp.contains("\"time\":5120,") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bib 9's finish never showed: {}",
+            &resp[..resp.len().min(300)]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let page = http(
+        &url,
+        "GET / HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("<html"),
+        "{}",
+        &page[..page.len().min(200)]
+    );
+    // SIGTERM, so the demo removes its temporary database.
+    let mut child = child;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        child.0.try_wait().unwrap().is_some_and(|s| s.success()),
+        "demo stops on SIGTERM"
+    );
+}
