@@ -327,23 +327,31 @@ async fn run_session(
                 continue;
             }
         };
-        update(status, |s| {
-            s.frames_total += 1;
-            s.last_frame_at = Some(Instant::now());
-            for m in &messages {
-                *s.frames_by_type.entry(m.kind().to_owned()).or_default() += 1;
-            }
-        });
+        let arrived = Instant::now();
         let snapshot = merge.snapshot();
         let now = now_ms();
         let mut inputs = Vec::new();
         for m in &messages {
             inputs.extend(live.on_message(m, now, &snapshot));
         }
+        // One lock per frame, taken before waiting for the commit so the status shows
+        // arrivals even while the database is slow.
+        update(status, |s| {
+            s.frames_total += 1;
+            s.last_frame_at = Some(arrived);
+            for m in &messages {
+                match s.frames_by_type.get_mut(m.kind()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        s.frames_by_type.insert(m.kind().to_owned(), 1);
+                    }
+                }
+            }
+            s.unused = live.counters.clone();
+        });
         if deliver(merge, inputs).await.is_err() {
             break SessionEnd::MergeStopped;
         }
-        update(status, |s| s.unused = live.counters.clone());
     };
     update(status, |s| {
         s.peer = None;

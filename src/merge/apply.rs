@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::ranking::rank_race;
-use super::{MergeError, ResultUpdate};
+use super::ResultUpdate;
 use crate::model::{
     Class, Course, Event, EventStatus, MergeStrategy, Participant, Race, RaceResults, ResultRow,
     TcpFields,
@@ -137,10 +137,7 @@ fn keep_tcp_fields(row: &mut ResultRow, prev: &ResultRow) {
 }
 
 /// Applies live result updates. Returns (updated, ignored because unknown).
-pub fn apply_results(
-    event: &mut Event,
-    updates: &[ResultUpdate],
-) -> Result<(usize, usize), MergeError> {
+pub fn apply_results(event: &mut Event, updates: &[ResultUpdate]) -> (usize, usize) {
     let mut updated = 0;
     let mut unknown = 0;
     let mut touched: BTreeSet<String> = BTreeSet::new();
@@ -169,8 +166,7 @@ pub fn apply_results(
             rank_race(Arc::make_mut(rows), &event.participants);
         }
     }
-    // Drop allocations whose content did not change (keeps the delta and the diff minimal).
-    Ok((updated, unknown))
+    (updated, unknown)
 }
 
 fn apply_update(row: &mut ResultRow, u: &ResultUpdate) {

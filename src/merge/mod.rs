@@ -397,7 +397,7 @@ impl MergeLoop {
                     });
                 }
                 let mut new = (*old).clone();
-                let (updated, ignored_unknown) = apply::apply_results(&mut new, &updates)?;
+                let (updated, ignored_unknown) = apply::apply_results(&mut new, &updates);
                 self.commit_events(vec![(Some(old), Some(new))])?;
                 Ok(Outcome::Results {
                     updated,
@@ -796,6 +796,3 @@ fn civil(secs: i64) -> (String, String) {
         format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
     )
 }
-
-#[cfg(test)]
-mod tests;

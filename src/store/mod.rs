@@ -267,16 +267,6 @@ fn write_event(
     }
 }
 
-/// Inserts a new event row and returns its id (used by the merge loop before it builds the
-/// in-memory event, so the id is the database's).
-pub fn next_event_id(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(
-        conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM events", [], |r| {
-            r.get(0)
-        })?,
-    )
-}
-
 /// Reads the stored `seq` of an event (crash-safety checks).
 pub fn stored_seq(conn: &Connection, event_id: &str) -> Result<Option<u64>, StoreError> {
     Ok(conn
@@ -288,6 +278,3 @@ pub fn stored_seq(conn: &Connection, event_id: &str) -> Result<Option<u64>, Stor
         .optional()?
         .map(|s| s as u64))
 }
-
-#[cfg(test)]
-mod tests;
