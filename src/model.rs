@@ -332,14 +332,88 @@ impl Course {
     }
 }
 
+/// Largest run time, total or best-of-both total accepted from any input, in milliseconds
+/// (24 hours; real runs are minutes). With it every time converts to centiseconds and sums
+/// without overflow.
+pub const MAX_TIME_MS: i64 = 86_400_000;
+
+/// Largest run penalty accepted from any input, in seconds (24 hours; even 64 gates of
+/// 999 s each, 63 936 s, fit).
+pub const MAX_RUN_PENALTY_S: i64 = 86_400;
+
+/// Largest rank accepted from any input (ranks are at most the number of starters).
+pub const MAX_RANK: i64 = 99_999;
+
 /// Per-gate penalties in seconds, positional; `None` = not judged (yet).
 ///
-/// Stored and compared in Canoe123's fixed-width form (3 characters per slot, right
-/// aligned), which is the only form where a blank slot keeps its position.
+/// Read from Canoe123's fixed-width form (3 characters per slot, right aligned) and its
+/// comma form; stored as a JSON array (see [`Gates::to_stored`]), which keeps every value
+/// and every blank slot, trailing ones included.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Gates(pub Vec<Option<u16>>);
 
+/// Why a list of gate penalties is refused at an input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GateError {
+    #[error("{count} gate slots, at most {max} are accepted", max = Gates::MAX_SLOTS)]
+    TooManySlots { count: usize },
+    #[error("gate penalty {value} is over {max} seconds", max = Gates::MAX_PENALTY_S)]
+    PenaltyTooLarge { value: u64 },
+}
+
 impl Gates {
+    /// Largest gate penalty accepted, in seconds. Canoe123 gives 0, 2 or 50 per gate;
+    /// team races carry sums (52, 100, 150) and the real export holds a `300`. Its own export
+    /// writes a gate in a 3-character slot, so no value above 999 can come from the timing
+    /// system: anything larger is refused at every input.
+    pub const MAX_PENALTY_S: u16 = 999;
+
+    /// Most gate slots accepted in one row. Canoe123 courses have up to 25-30 gates (the
+    /// export pads rows to 30 slots, `GateStatistics` always counts 25); 64 leaves margin.
+    pub const MAX_SLOTS: usize = 64;
+
+    /// One gate value from an input: `Err` when no timing system can mean it.
+    pub fn check_penalty(value: u64) -> Result<u16, GateError> {
+        u16::try_from(value)
+            .ok()
+            .filter(|v| *v <= Gates::MAX_PENALTY_S)
+            .ok_or(GateError::PenaltyTooLarge { value })
+    }
+
+    /// A slot count from an input: `Err` over [`Gates::MAX_SLOTS`].
+    pub fn check_slots(count: usize) -> Result<(), GateError> {
+        if count > Gates::MAX_SLOTS {
+            return Err(GateError::TooManySlots { count });
+        }
+        Ok(())
+    }
+
+    /// The stored form: a JSON array of integers and nulls (`[0,2,null,50]`). Unlike the
+    /// fixed-width form it cannot be misread: every value and every slot reads back as it
+    /// was written, whatever its number of digits.
+    pub fn to_stored(&self) -> String {
+        let mut s = String::with_capacity(self.0.len() * 3 + 2);
+        s.push('[');
+        for (i, g) in self.0.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            match g {
+                Some(v) => s.push_str(&v.to_string()),
+                None => s.push_str("null"),
+            }
+        }
+        s.push(']');
+        s
+    }
+
+    /// Reads [`Gates::to_stored`]'s form back.
+    pub fn from_stored(raw: &str) -> Result<Gates, String> {
+        serde_json::from_str::<Vec<Option<u16>>>(raw)
+            .map(Gates)
+            .map_err(|e| format!("gates '{}': {e}", raw.chars().take(64).collect::<String>()))
+    }
+
     /// Parses the fixed-width export form. Never trims or splits on whitespace: slot *n* is
     /// characters `3(n-1)..3n`, so a three-digit value (`300`) fills its slot and a blank slot
     /// stays blank. Trailing blank slots are dropped (they are padding, not gates).
@@ -348,18 +422,6 @@ impl Gates {
         crate::c123::frame::parse_fixed_width_gates(raw)
             .map(Gates)
             .map_err(|e| e.0.to_owned())
-    }
-
-    /// The fixed-width form, without trailing blank slots.
-    pub fn to_fixed(&self) -> String {
-        let mut s = String::with_capacity(self.0.len() * 3);
-        for g in &self.0 {
-            match g {
-                Some(v) => s.push_str(&format!("{v:>3}")),
-                None => s.push_str("   "),
-            }
-        }
-        s
     }
 
     pub fn is_empty(&self) -> bool {
@@ -549,9 +611,33 @@ mod tests {
         );
         let sparse = Gates::parse_fixed("              2      ").unwrap();
         assert_eq!(sparse.0, vec![None, None, None, None, Some(2)]);
-        assert_eq!(sparse.to_fixed(), "              2");
+        assert_eq!(sparse.to_stored(), "[null,null,null,null,2]");
         assert!(Gates::parse_fixed(&" ".repeat(90)).unwrap().0.is_empty());
         assert!(Gates::parse_fixed("  x").is_err());
+    }
+
+    #[test]
+    fn stored_gates_read_back_exactly() {
+        for g in [
+            vec![],
+            vec![None],
+            vec![Some(0), Some(1000), Some(20)],
+            vec![Some(u16::MAX), None, Some(2), None, None],
+        ] {
+            let stored = Gates(g.clone()).to_stored();
+            assert_eq!(Gates::from_stored(&stored).unwrap().0, g, "{stored}");
+        }
+        assert!(Gates::from_stored("[1,").is_err());
+        assert!(Gates::from_stored("[-1]").is_err());
+    }
+
+    #[test]
+    fn gate_bounds() {
+        assert_eq!(Gates::check_penalty(999), Ok(999));
+        assert!(Gates::check_penalty(1000).is_err());
+        assert!(Gates::check_penalty(u64::MAX).is_err());
+        assert!(Gates::check_slots(Gates::MAX_SLOTS).is_ok());
+        assert!(Gates::check_slots(Gates::MAX_SLOTS + 1).is_err());
     }
 
     #[test]

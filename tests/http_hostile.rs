@@ -141,12 +141,12 @@ async fn malformed_entries_are_rejected_naming_the_field_and_nothing_is_stored()
     let cases: Vec<(Value, &str)> = vec![
         (json!({"results": [good.clone(), good.clone(), good.clone(),
             {"raceId": "K1M_QUA_1", "participantId": "2.K1M", "bib": 2, "time": "fast"}]}),
-         "results[3].time: invalid type: string \"fast\", expected integer"),
+         "results[3].time: invalid type: string \"fast\", expected non-negative integer"),
         (json!({"results": [good.clone(), {"raceId": "K1M_QUA_1", "participantId": "2.K1M", "bib": 2, "time": 1.5}]}),
-         "results[1].time: invalid type: floating point `1.5`, expected integer"),
+         "results[1].time: invalid type: floating point `1.5`, expected non-negative integer"),
         (json!({"results": [{"raceId": "K1M_QUA_1", "bib": 2}]}), "results[0]: missing field `participantId`"),
         (json!({"results": [good.clone(), {"raceId": "K1M_QUA_1", "participantId": "2.K1M", "bib": -2}]}),
-         "results[1].bib: invalid value: integer `-2`, expected integer"),
+         "results[1].bib: invalid value: integer `-2`, expected non-negative integer"),
         (json!({"results": [{"raceId": "K1M_QUA_1", "participantId": "2.K1M", "bib": 2, "pen": 250}]}),
          "results[0].pen: 250 is not whole seconds (penalties are centiseconds, multiples of 100)"),
         (json!({"results": [{"raceId": "K1M_QUA_1", "participantId": "2.K1M", "bib": 2, "status": "finished"}]}),
@@ -171,7 +171,7 @@ async fn malformed_entries_are_rejected_naming_the_field_and_nothing_is_stored()
     assert_eq!(st, 400);
     assert_eq!(
         resp["message"],
-        "oncourse[0].gates[1]: invalid type: string \"x\", expected integer"
+        "oncourse[0].gates[1]: invalid type: string \"x\", expected non-negative integer"
     );
     let (_, after) = s.get("/api/v1/events/M/results/K1M_QUA_1").await;
     assert_eq!(before, after, "nothing was stored");

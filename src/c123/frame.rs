@@ -30,6 +30,8 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 use quick_xml::XmlVersion;
 
+use crate::model::Gates;
+
 /// Maximum element nesting accepted. Real frames nest 4 deep (`Canoe123/Results/Row/Result`).
 pub const MAX_DEPTH: usize = 16;
 
@@ -449,6 +451,8 @@ pub fn parse_time_of_day(text: &str) -> Result<Option<u32>, BadValue> {
         .map_err(|_| bad)
 }
 
+const _: () = assert!(Gates::MAX_PENALTY_S == 999 && Gates::MAX_SLOTS == 64);
+
 fn parse_gate_value(field: &str) -> Result<Option<u16>, BadValue> {
     let f = field.trim();
     if f.is_empty() {
@@ -457,9 +461,13 @@ fn parse_gate_value(field: &str) -> Result<Option<u16>, BadValue> {
     if f.len() > 5 || !f.bytes().all(|b| b.is_ascii_digit()) {
         return Err(BadValue("gate penalty must be a non-negative integer"));
     }
-    f.parse::<u16>()
+    // No timing system means a gate penalty over 999 s (see `Gates::MAX_PENALTY_S`; the
+    // messages here are static, so they are checked against the constants below).
+    f.parse::<u64>()
+        .ok()
+        .and_then(|v| Gates::check_penalty(v).ok())
         .map(Some)
-        .map_err(|_| BadValue("gate penalty out of range"))
+        .ok_or(BadValue("gate penalty over 999 seconds"))
 }
 
 /// OnCourse gates: comma separated, one field per gate, positional. An empty field is a gate
@@ -468,6 +476,9 @@ fn parse_gate_value(field: &str) -> Result<Option<u16>, BadValue> {
 pub fn parse_comma_gates(text: &str) -> Result<Vec<Option<u16>>, BadValue> {
     if text.is_empty() {
         return Ok(Vec::new());
+    }
+    if Gates::check_slots(text.split(',').count()).is_err() {
+        return Err(BadValue("more than 64 gate slots"));
     }
     text.split(',').map(parse_gate_value).collect()
 }
@@ -479,6 +490,9 @@ pub fn parse_comma_gates(text: &str) -> Result<Vec<Option<u16>>, BadValue> {
 /// (the wire pads rows to 30 slots); an all-blank string is no gates.
 pub fn parse_fixed_width_gates(text: &str) -> Result<Vec<Option<u16>>, BadValue> {
     let bytes = text.as_bytes();
+    if Gates::check_slots(bytes.len().div_ceil(3)).is_err() {
+        return Err(BadValue("more than 64 gate slots"));
+    }
     let mut gates = Vec::with_capacity(bytes.len().div_ceil(3));
     for slot in bytes.chunks(3) {
         // Gate values are ASCII; a non-ASCII byte can only be garbage.

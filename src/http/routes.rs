@@ -19,7 +19,10 @@ use crate::merge::{
     ingest_allowed, AdminCommand, Input, MergeError, Outcome, ResultUpdate, Via, XmlOrigin,
     XmlTarget,
 };
-use crate::model::{EventConfig, EventImage, EventMeta, EventStatus, Gates, OnCourseEntry};
+use crate::model::{
+    EventConfig, EventImage, EventMeta, EventStatus, Gates, OnCourseEntry, MAX_RANK,
+    MAX_RUN_PENALTY_S, MAX_TIME_MS,
+};
 
 type Resp = Response<Full<Bytes>>;
 type Res = Result<Resp, ApiError>;
@@ -335,11 +338,13 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             let text = inner.to_string();
             let text = text.split(" at line ").next().unwrap_or(&text).to_owned();
+            // Say what the type means to a client: an unsigned field refuses `-2` because it
+            // must be non-negative, which "expected u32" says only to a Rust programmer.
             let text = text
-                .replace("expected u32", "expected integer")
-                .replace("expected u16", "expected integer")
+                .replace("expected u32", "expected non-negative integer")
+                .replace("expected u16", "expected non-negative integer")
                 .replace("expected i64", "expected integer")
-                .replace("expected u64", "expected integer");
+                .replace("expected u64", "expected non-negative integer");
             if path.is_empty() || path == "." {
                 text
             } else {
@@ -669,6 +674,8 @@ fn admin_status(req: &Request<Incoming>, state: &AppState) -> Res {
         })).collect::<Vec<_>>(),
         "tcpSources": sources,
         "xmlWatcher": watcher,
+        // Stored rows start-up could not read and left out (count, first 100 listed).
+        "skippedRows": state.merge.skipped_rows(),
     }))
 }
 
@@ -999,13 +1006,47 @@ fn cs_to_ms(cs: u32) -> i64 {
     i64::from(cs) * 10
 }
 
+/// A time or total in centiseconds, refused over [`MAX_TIME_MS`] (24 h).
+fn time_cs_to_ms(field: &str, cs: u32) -> Result<i64, ApiError> {
+    let ms = cs_to_ms(cs);
+    if ms > MAX_TIME_MS {
+        return Err(ApiError::invalid(format!(
+            "{field}: {cs} is over {} centiseconds (24 hours)",
+            MAX_TIME_MS / 10
+        )));
+    }
+    Ok(ms)
+}
+
+/// A rank, refused over [`MAX_RANK`].
+fn check_rank(field: &str, rank: u32) -> Result<u32, ApiError> {
+    if i64::from(rank) > MAX_RANK {
+        return Err(ApiError::invalid(format!(
+            "{field}: {rank} is over {MAX_RANK}"
+        )));
+    }
+    Ok(rank)
+}
+
+/// One gate penalty (seconds), refused over [`Gates::MAX_PENALTY_S`].
+fn check_gate_penalty(field: &str, pen: u16) -> Result<u16, ApiError> {
+    Gates::check_penalty(u64::from(pen)).map_err(|e| ApiError::invalid(format!("{field}: {e}")))
+}
+
 fn pen_cs_to_s(field: &str, cs: u32) -> Result<i64, ApiError> {
     if cs % 100 != 0 {
         return Err(ApiError::invalid(format!(
             "{field}: {cs} is not whole seconds (penalties are centiseconds, multiples of 100)"
         )));
     }
-    Ok(i64::from(cs / 100))
+    let s = i64::from(cs / 100);
+    if s > MAX_RUN_PENALTY_S {
+        return Err(ApiError::invalid(format!(
+            "{field}: {cs} is over {} centiseconds (24 hours)",
+            MAX_RUN_PENALTY_S * 100
+        )));
+    }
+    Ok(s)
 }
 
 fn nonempty(field: &str, s: &str) -> Result<(), ApiError> {
@@ -1031,14 +1072,18 @@ pub fn parse_oncourse_body(body: &[u8]) -> Result<Vec<OnCourseEntry>, ApiError> 
         nonempty(&f("participantId"), &e.participant_id)?;
         nonempty(&f("raceId"), &e.race_id)?;
         if let Some(g) = &e.gates {
-            if g.len() > 100 {
-                return Err(ApiError::invalid(format!(
-                    "{}: more than 100 gates",
-                    f("gates")
-                )));
+            Gates::check_slots(g.len())
+                .map_err(|err| ApiError::invalid(format!("{}: {err}", f("gates"))))?;
+            for (k, pen) in g.iter().enumerate() {
+                if let Some(pen) = pen {
+                    check_gate_penalty(&f(&format!("gates[{k}]")), *pen)?;
+                }
             }
         }
         let pen_s = e.pen.map(|p| pen_cs_to_s(&f("pen"), p)).transpose()?;
+        let time_ms = e.time.map(|t| time_cs_to_ms(&f("time"), t)).transpose()?;
+        let total_ms = e.total.map(|t| time_cs_to_ms(&f("total"), t)).transpose()?;
+        let rank = e.rank.map(|r| check_rank(&f("rank"), r)).transpose()?;
         let entry = OnCourseEntry {
             participant_id: Some(e.participant_id),
             race_id: e.race_id,
@@ -1049,10 +1094,10 @@ pub fn parse_oncourse_body(body: &[u8]) -> Result<Vec<OnCourseEntry>, ApiError> 
             gates: e.gates.unwrap_or_default(),
             dt_start: e.dt_start,
             dt_finish: e.dt_finish,
-            time_ms: e.time.map(cs_to_ms),
+            time_ms,
             pen_s,
-            total_ms: e.total.map(cs_to_ms),
-            rank: e.rank,
+            total_ms,
+            rank,
             ttb_diff: e.ttb_diff,
             ttb_name: e.ttb_name,
         };
@@ -1172,17 +1217,36 @@ pub fn parse_results_body(body: &[u8]) -> Result<Vec<ResultUpdate>, ApiError> {
             Some(None) => Some(None),
             Some(Some(p)) => Some(Some(pen_cs_to_s(&f("pen"), p)?)),
         };
+        let time_ms = match r.time {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(t)) => Some(Some(time_cs_to_ms(&f("time"), t)?)),
+        };
+        let total_ms = match r.total {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(t)) => Some(Some(time_cs_to_ms(&f("total"), t)?)),
+        };
+        if let Some(rnk) = r.rnk {
+            check_rank(&f("rnk"), rnk)?;
+        }
         let gates = match r.gates {
             None => None,
             Some(list) => {
+                Gates::check_slots(list.len())
+                    .map_err(|err| ApiError::invalid(format!("{}: {err}", f("gates"))))?;
                 let mut slots: Vec<Option<u16>> = Vec::new();
                 for (k, g) in list.iter().enumerate() {
-                    if g.gate == 0 || g.gate > 100 {
+                    if g.gate == 0 || g.gate as usize > Gates::MAX_SLOTS {
                         return Err(ApiError::invalid(format!(
-                            "{}: gate number {} is not in 1..=100",
+                            "{}: gate number {} is not in 1..={}",
                             f(&format!("gates[{k}].gate")),
-                            g.gate
+                            g.gate,
+                            Gates::MAX_SLOTS
                         )));
+                    }
+                    if let Some(pen) = g.pen {
+                        check_gate_penalty(&f(&format!("gates[{k}].pen")), pen)?;
                     }
                     let idx = g.gate as usize - 1;
                     if slots.len() <= idx {
@@ -1197,9 +1261,9 @@ pub fn parse_results_body(body: &[u8]) -> Result<Vec<ResultUpdate>, ApiError> {
             race_id: r.race_id,
             participant_id: r.participant_id,
             bib: Some(r.bib),
-            time_ms: r.time.map(|t| t.map(cs_to_ms)),
+            time_ms,
             pen_s,
-            total_ms: r.total.map(|t| t.map(cs_to_ms)),
+            total_ms,
             status,
             gates,
             dt_start: r.dt_start,

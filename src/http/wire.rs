@@ -16,18 +16,22 @@ use crate::model::{
     Category, Class, Course, Event, EventHeader, OnCourseEntry, Participant, Race, ResultRow,
 };
 
-/// Domain milliseconds → wire centiseconds (rounded half away from zero).
+/// Domain milliseconds → wire centiseconds (rounded half away from zero). Never wraps:
+/// `ms ± 5` overflowed at the ends of the range and published `i64::MAX` as negative.
 pub fn ms_to_cs(ms: i64) -> i64 {
-    if ms >= 0 {
-        (ms + 5) / 10
+    let (q, r) = (ms / 10, ms % 10);
+    if r >= 5 {
+        q + 1
+    } else if r <= -5 {
+        q - 1
     } else {
-        (ms - 5) / 10
+        q
     }
 }
 
-/// Domain penalty seconds → wire centiseconds.
+/// Domain penalty seconds → wire centiseconds (saturating, never wrapping).
 pub fn pen_s_to_cs(s: i64) -> i64 {
-    s * 100
+    s.saturating_mul(100)
 }
 
 // ---------------------------------------------------------------------------------------------

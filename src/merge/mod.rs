@@ -131,6 +131,8 @@ pub struct MergeHandle {
     published: broadcast::Sender<Arc<Published>>,
     stopping: Arc<AtomicBool>,
     stats: Arc<LoopStats>,
+    /// Rows the start-up load could not read and left out (`/api/v1/admin/status`).
+    skipped_rows: Arc<crate::store::SkippedRows>,
 }
 
 /// Counters the loop keeps for `/metrics`.
@@ -187,6 +189,11 @@ impl MergeHandle {
             .send(Envelope { input, reply: None })
             .await
             .map_err(|_| MergeError::Stopped)
+    }
+
+    /// Stored rows the start-up load skipped because they could not be read.
+    pub fn skipped_rows(&self) -> &crate::store::SkippedRows {
+        &self.skipped_rows
     }
 
     /// The latest committed state.
@@ -254,6 +261,7 @@ pub fn start(
         published: pub_tx.clone(),
         stopping: Arc::clone(&stopping),
         stats: Arc::clone(&stats),
+        skipped_rows: Arc::new(loaded.skipped),
     };
     let mut merge = MergeLoop {
         store,

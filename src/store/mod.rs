@@ -62,6 +62,7 @@ impl Synchronous {
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_key_dates.sql"),
+    include_str!("../../migrations/0003_gates_json.sql"),
 ];
 
 pub struct Store {
@@ -73,6 +74,48 @@ pub struct Store {
 pub struct Loaded {
     pub epoch: String,
     pub events: BTreeMap<String, Arc<Event>>,
+    /// Rows that could not be read and were left out (see [`SkippedRows`]).
+    pub skipped: SkippedRows,
+}
+
+/// A stored row that could not be read at start-up. It stays in the database untouched; the
+/// event loads without it (a later import or update of the same key rewrites it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedRow {
+    pub event_id: String,
+    /// The table (`results`, `participants`, `classes`, `races`, `courses`, `events`).
+    pub table: &'static str,
+    /// The row's key, e.g. `K1M_ST_BR2_6 / 12054.K1M_ST` for a result.
+    pub key: String,
+    pub reason: String,
+}
+
+/// What start-up skipped, for `GET /api/v1/admin/status`: every row is counted and logged,
+/// the first [`SkippedRows::MAX_LISTED`] are listed (a badly damaged file must not turn the
+/// status answer into megabytes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedRows {
+    pub count: u64,
+    pub rows: Vec<SkippedRow>,
+}
+
+impl SkippedRows {
+    pub const MAX_LISTED: usize = 100;
+
+    pub fn push(&mut self, row: SkippedRow) {
+        tracing::error!(
+            event = %row.event_id,
+            table = row.table,
+            key = %row.key,
+            reason = %row.reason,
+            "skipped a stored row that cannot be read; the event loads without it"
+        );
+        self.count += 1;
+        if self.rows.len() < Self::MAX_LISTED {
+            self.rows.push(row);
+        }
+    }
 }
 
 impl Store {
@@ -159,16 +202,20 @@ impl Store {
         &self.epoch
     }
 
+    /// Loads every event. A row that cannot be read is skipped and reported in
+    /// [`Loaded::skipped`], never fatal; only a failure of SQLite itself is an error.
     pub fn load(&self) -> Result<Loaded, StoreError> {
-        let headers = rows::load_headers(&self.conn)?;
+        let mut skipped = SkippedRows::default();
+        let headers = rows::load_headers(&self.conn, &mut skipped)?;
         let mut events = BTreeMap::new();
         for header in headers {
-            let event = load_event_content(&self.conn, header)?;
+            let event = load_event_content(&self.conn, header, &mut skipped)?;
             events.insert(event.header.event_id.clone(), Arc::new(event));
         }
         Ok(Loaded {
             epoch: self.epoch.clone(),
             events,
+            skipped,
         })
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, Row as SqlRow, Transaction};
 
-use super::StoreError;
+use super::{SkippedRow, SkippedRows, StoreError};
 use crate::model::{
     Category, Class, Course, Event, EventConfig, EventHeader, EventImage, EventMeta, EventStatus,
     Gates, KeyDates, Participant, Race, ResultRow, Source, TcpFields,
@@ -64,7 +64,13 @@ pub(super) fn upsert_header(tx: &Transaction<'_>, h: &EventHeader) -> Result<(),
     Ok(())
 }
 
-pub(super) fn load_headers(conn: &Connection) -> Result<Vec<EventHeader>, StoreError> {
+/// Reads every event header. An unreadable status or config is reported in `skipped` and
+/// replaced (draft, default config) so that the event still loads; the schema (STRICT, the
+/// status CHECK) makes anything else unreadable impossible short of editing the schema.
+pub(super) fn load_headers(
+    conn: &Connection,
+    skipped: &mut SkippedRows,
+) -> Result<Vec<EventHeader>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, event_id, xml_event_id, main_title, sub_title, location, facility, start_date,
                 end_date, discipline, status, status_changed_at, api_key, config, image, image_type,
@@ -113,44 +119,70 @@ pub(super) fn load_headers(conn: &Connection) -> Result<Vec<EventHeader>, StoreE
     let mut out = Vec::new();
     for row in rows {
         let (mut header, status, config) = row?;
-        header.status = status
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", header.event_id)))?;
-        header.config = serde_json::from_str(&config)
-            .map_err(|e| StoreError::Corrupt(format!("event {} config: {e}", header.event_id)))?;
+        match status.parse() {
+            Ok(s) => header.status = s,
+            Err(e) => skipped.push(SkippedRow {
+                event_id: header.event_id.clone(),
+                table: "events",
+                key: "status".into(),
+                reason: format!("{e}; loaded as draft"),
+            }),
+        }
+        match serde_json::from_str(&config) {
+            Ok(c) => header.config = c,
+            Err(e) => skipped.push(SkippedRow {
+                event_id: header.event_id.clone(),
+                table: "events",
+                key: "config".into(),
+                reason: format!("config: {e}; the defaults apply"),
+            }),
+        }
         out.push(header);
     }
     Ok(out)
 }
 
-pub fn load_event_content(conn: &Connection, header: EventHeader) -> Result<Event, StoreError> {
+/// The key columns of a row, for the skipped-row report (`?` where even a key is unreadable).
+fn key_of(r: &SqlRow<'_>, columns: &[usize]) -> String {
+    columns
+        .iter()
+        .map(|&i| r.get::<_, String>(i).unwrap_or_else(|_| "?".into()))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// Loads the content of one event. A row that cannot be read (a value this program cannot
+/// decode) is skipped and reported in `skipped`, never fatal: one bad row must not stop the
+/// daemon from serving everything else. Only a failure of SQLite itself is an error.
+pub fn load_event_content(
+    conn: &Connection,
+    header: EventHeader,
+    skipped: &mut SkippedRows,
+) -> Result<Event, StoreError> {
     let id = header.id;
+    let event_id = header.event_id.clone();
     let mut event = Event::new(header);
+    let mut skip = |table: &'static str, key: String, reason: String| {
+        skipped.push(SkippedRow {
+            event_id: event_id.clone(),
+            table,
+            key,
+            reason,
+        });
+    };
 
     let mut classes = BTreeMap::new();
     let mut stmt = conn.prepare(
         "SELECT class_id, name, long_title, categories FROM classes WHERE event_id = ?1",
     )?;
-    for row in stmt.query_map([id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, String>(3)?,
-        ))
-    })? {
-        let (class_id, name, long_title, cats) = row?;
-        let categories: Vec<Category> = serde_json::from_str(&cats)
-            .map_err(|e| StoreError::Corrupt(format!("categories of {class_id}: {e}")))?;
-        classes.insert(
-            class_id.clone(),
-            Class {
-                class_id,
-                name,
-                long_title,
-                categories,
-            },
-        );
+    let mut rows = stmt.query([id])?;
+    while let Some(r) = rows.next()? {
+        match class_from_sql(r) {
+            Ok(c) => {
+                classes.insert(c.class_id.clone(), c);
+            }
+            Err(reason) => skip("classes", key_of(r, &[0]), reason),
+        }
     }
     event.classes = Arc::new(classes);
 
@@ -160,34 +192,14 @@ pub fn load_event_content(conn: &Connection, header: EventHeader) -> Result<Even
                 family_name2, given_name2, club, noc, cat_id, ranking, year, is_team, members
          FROM participants WHERE event_id = ?1",
     )?;
-    for row in stmt.query_map([id], |r| {
-        let members: String = r.get(15)?;
-        Ok((
-            Participant {
-                id: r.get(0)?,
-                class_id: r.get(1)?,
-                event_bib: r.get(2)?,
-                icf_id: r.get(3)?,
-                family_name: r.get(4)?,
-                given_name: r.get(5)?,
-                icf_id2: r.get(6)?,
-                family_name2: r.get(7)?,
-                given_name2: r.get(8)?,
-                club: r.get(9)?,
-                noc: r.get(10)?,
-                cat_id: r.get(11)?,
-                ranking: r.get(12)?,
-                year: r.get(13)?,
-                is_team: r.get(14)?,
-                members: Vec::new(),
-            },
-            members,
-        ))
-    })? {
-        let (mut p, members) = row?;
-        p.members = serde_json::from_str(&members)
-            .map_err(|e| StoreError::Corrupt(format!("members of {}: {e}", p.id)))?;
-        participants.insert(p.id.clone(), p);
+    let mut rows = stmt.query([id])?;
+    while let Some(r) = rows.next()? {
+        match participant_from_sql(r) {
+            Ok(p) => {
+                participants.insert(p.id.clone(), p);
+            }
+            Err(reason) => skip("participants", key_of(r, &[0]), reason),
+        }
     }
     event.participants = Arc::new(participants);
 
@@ -197,34 +209,52 @@ pub fn load_event_content(conn: &Connection, header: EventHeader) -> Result<Even
                 race_status, title
          FROM races WHERE event_id = ?1",
     )?;
-    for row in stmt.query_map([id], |r| {
-        Ok(Race {
-            race_id: r.get(0)?,
-            class_id: r.get(1)?,
-            dis_id: r.get(2)?,
-            race_order: r.get(3)?,
-            start_time: r.get(4)?,
-            start_interval: r.get(5)?,
-            course_nr: r.get(6)?,
-            race_status: r.get(7)?,
-            title: r.get(8)?,
-        })
-    })? {
-        let race = row?;
-        races.insert(race.race_id.clone(), race);
+    let mut rows = stmt.query([id])?;
+    while let Some(r) = rows.next()? {
+        let race = (|| {
+            Ok::<_, rusqlite::Error>(Race {
+                race_id: r.get(0)?,
+                class_id: r.get(1)?,
+                dis_id: r.get(2)?,
+                race_order: r.get(3)?,
+                start_time: r.get(4)?,
+                start_interval: r.get(5)?,
+                course_nr: r.get(6)?,
+                race_status: r.get(7)?,
+                title: r.get(8)?,
+            })
+        })();
+        match race {
+            Ok(race) => {
+                races.insert(race.race_id.clone(), race);
+            }
+            Err(e) => skip("races", key_of(r, &[0]), e.to_string()),
+        }
     }
     event.races = Arc::new(races);
 
     let mut courses = BTreeMap::new();
     let mut stmt = conn.prepare("SELECT course_nr, config FROM courses WHERE event_id = ?1")?;
-    for row in stmt.query_map([id], |r| {
-        Ok(Course {
-            course_nr: r.get(0)?,
-            config: r.get(1)?,
-        })
-    })? {
-        let c = row?;
-        courses.insert(c.course_nr, c);
+    let mut rows = stmt.query([id])?;
+    while let Some(r) = rows.next()? {
+        let course = (|| {
+            Ok::<_, rusqlite::Error>(Course {
+                course_nr: r.get(0)?,
+                config: r.get(1)?,
+            })
+        })();
+        match course {
+            Ok(c) => {
+                courses.insert(c.course_nr, c);
+            }
+            Err(e) => {
+                let key = r
+                    .get::<_, i64>(0)
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|_| "?".into());
+                skip("courses", key, e.to_string())
+            }
+        }
     }
     event.courses = Arc::new(courses);
 
@@ -234,11 +264,15 @@ pub fn load_event_content(conn: &Connection, header: EventHeader) -> Result<Even
     ))?;
     let mut rows = stmt.query([id])?;
     while let Some(r) = rows.next()? {
-        let row = result_from_sql(r)?;
-        results
-            .entry(row.race_id.clone())
-            .or_default()
-            .insert(row.participant_id.clone(), row);
+        match result_from_sql(r) {
+            Ok(row) => {
+                results
+                    .entry(row.race_id.clone())
+                    .or_default()
+                    .insert(row.participant_id.clone(), row);
+            }
+            Err(reason) => skip("results", key_of(r, &[0, 1]), reason),
+        }
     }
     event.results = results
         .into_iter()
@@ -247,13 +281,67 @@ pub fn load_event_content(conn: &Connection, header: EventHeader) -> Result<Even
     Ok(event)
 }
 
+fn class_from_sql(r: &SqlRow<'_>) -> Result<Class, String> {
+    let class_id: String = r.get(0).map_err(|e| e.to_string())?;
+    let cats: String = r.get(3).map_err(|e| e.to_string())?;
+    let categories: Vec<Category> =
+        serde_json::from_str(&cats).map_err(|e| format!("categories: {e}"))?;
+    Ok(Class {
+        class_id,
+        name: r.get(1).map_err(|e| e.to_string())?,
+        long_title: r.get(2).map_err(|e| e.to_string())?,
+        categories,
+    })
+}
+
+fn participant_from_sql(r: &SqlRow<'_>) -> Result<Participant, String> {
+    let p = (|| {
+        Ok::<_, rusqlite::Error>(Participant {
+            id: r.get(0)?,
+            class_id: r.get(1)?,
+            event_bib: r.get(2)?,
+            icf_id: r.get(3)?,
+            family_name: r.get(4)?,
+            given_name: r.get(5)?,
+            icf_id2: r.get(6)?,
+            family_name2: r.get(7)?,
+            given_name2: r.get(8)?,
+            club: r.get(9)?,
+            noc: r.get(10)?,
+            cat_id: r.get(11)?,
+            ranking: r.get(12)?,
+            year: r.get(13)?,
+            is_team: r.get(14)?,
+            members: Vec::new(),
+        })
+    })()
+    .map_err(|e| e.to_string())?;
+    let members: String = r.get(15).map_err(|e| e.to_string())?;
+    let members = serde_json::from_str(&members).map_err(|e| format!("members: {e}"))?;
+    Ok(Participant { members, ..p })
+}
+
 const RESULT_COLUMNS: &str = "race_id, participant_id, bib, start_order, start_time, status,
     dt_start, dt_finish, time_ms, pen_s, total_ms, gates, rnk, rnk_order, cat_rnk, cat_rnk_order,
     total_behind, cat_total_behind, prev_status, prev_time_ms, prev_pen_s, prev_total_ms,
-    prev_rnk, total_total_ms, total_rnk, better_run_nr, heat_nr, round_nr, qualified, tcp_fields";
+    prev_rnk, total_total_ms, total_rnk, better_run_nr, heat_nr, round_nr, qualified, tcp_fields,
+    gates_json";
 
-fn result_from_sql(r: &SqlRow<'_>) -> Result<ResultRow, StoreError> {
-    let gates: String = r.get(11)?;
+fn result_from_sql(r: &SqlRow<'_>) -> Result<ResultRow, String> {
+    // `gates_json` (migration 3) is the stored form; a row written before it has NULL there
+    // and its gates in the old fixed-width column.
+    let gates_json: Option<String> = r.get(30).map_err(|e| e.to_string())?;
+    let gates = match gates_json {
+        Some(json) => Gates::from_stored(&json)?,
+        None => {
+            let fixed: String = r.get(11).map_err(|e| e.to_string())?;
+            Gates::parse_fixed(&fixed).map_err(|e| format!("gates '{fixed}': {e}"))?
+        }
+    };
+    row_from_sql(r, gates).map_err(|e| e.to_string())
+}
+
+fn row_from_sql(r: &SqlRow<'_>, gates: Gates) -> Result<ResultRow, rusqlite::Error> {
     Ok(ResultRow {
         race_id: r.get(0)?,
         participant_id: r.get(1)?,
@@ -266,7 +354,7 @@ fn result_from_sql(r: &SqlRow<'_>) -> Result<ResultRow, StoreError> {
         time_ms: r.get(8)?,
         pen_s: r.get(9)?,
         total_ms: r.get(10)?,
-        gates: Gates::parse_fixed(&gates).map_err(StoreError::Corrupt)?,
+        gates,
         rnk: r.get(12)?,
         rnk_order: r.get(13)?,
         cat_rnk: r.get(14)?,
@@ -530,9 +618,9 @@ fn upsert_result(
             start_time, status, dt_start, dt_finish, time_ms, pen_s, total_ms, gates, rnk, rnk_order,
             cat_rnk, cat_rnk_order, total_behind, cat_total_behind, prev_status, prev_time_ms,
             prev_pen_s, prev_total_ms, prev_rnk, total_total_ms, total_rnk, better_run_nr, heat_nr,
-            round_nr, qualified, tcp_fields, source, updated_at)
+            round_nr, qualified, tcp_fields, source, updated_at, gates_json)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
+            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
     )?;
     stmt.execute(params![
         event,
@@ -547,7 +635,8 @@ fn upsert_result(
         r.time_ms,
         r.pen_s,
         r.total_ms,
-        r.gates.to_fixed(),
+        // The old fixed-width column stays empty; `gates_json` holds the gates.
+        "",
         r.rnk,
         r.rnk_order,
         r.cat_rnk,
@@ -568,6 +657,7 @@ fn upsert_result(
         r.tcp_fields.0,
         source.as_str(),
         now,
+        r.gates.to_stored(),
     ])?;
     Ok(())
 }

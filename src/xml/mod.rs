@@ -14,7 +14,10 @@ mod rows;
 
 use std::collections::BTreeSet;
 
-use crate::model::{Category, Class, Course, EventMeta, Gates, Participant, Race, ResultRow};
+use crate::model::{
+    Category, Class, Course, EventMeta, Gates, Participant, Race, ResultRow, MAX_RANK,
+    MAX_RUN_PENALTY_S, MAX_TIME_MS,
+};
 use rows::Row;
 
 /// The namespace Canoe123 writes; a document without a namespace is accepted too.
@@ -238,6 +241,25 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A whole number in `0..=max` (times, penalties, ranks): a negative time would rank
+    /// first and an absurd one would overflow on its way to the wire.
+    fn bounded<T: TryFrom<i64>>(&self, name: &str, max: i64) -> Result<Option<T>, XmlError> {
+        let Some(t) = self.text(name) else {
+            return Ok(None);
+        };
+        t.parse::<i64>()
+            .ok()
+            .filter(|v| (0..=max).contains(v))
+            .and_then(|v| T::try_from(v).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                let shown: String = t.chars().take(32).collect();
+                self.err(format!(
+                    "{name} '{shown}' is not a non-negative whole number up to {max}"
+                ))
+            })
+    }
+
     fn bool(&self, name: &str) -> Result<bool, XmlError> {
         match self.text(name).as_deref() {
             None | Some("false") | Some("0") => Ok(false),
@@ -356,8 +378,15 @@ fn result(row: &Row, index: usize) -> Result<ResultRow, XmlError> {
     // status is the decision, so the time must not reach spectators or the ranking.
     let did_not_start = status.as_deref() == Some("DNS");
     let run_ms = |name: &str| -> Result<Option<i64>, XmlError> {
-        Ok(if did_not_start { None } else { f.int(name)? })
+        Ok(if did_not_start {
+            None
+        } else {
+            f.bounded(name, MAX_TIME_MS)?
+        })
     };
+    let time = |name: &str| f.bounded::<i64>(name, MAX_TIME_MS);
+    let pen = |name: &str| f.bounded::<i64>(name, MAX_RUN_PENALTY_S);
+    let rank = |name: &str| f.bounded::<i32>(name, MAX_RANK);
     Ok(ResultRow {
         race_id: f.required("RaceId")?,
         participant_id: f.required("Id")?,
@@ -368,24 +397,24 @@ fn result(row: &Row, index: usize) -> Result<ResultRow, XmlError> {
         dt_start: f.text("dtStart"),
         dt_finish: f.text("dtFinish"),
         time_ms: run_ms("Time")?,
-        pen_s: f.int("Pen")?,
+        pen_s: pen("Pen")?,
         total_ms: run_ms("Total")?,
         gates,
-        rnk: f.int("Rnk")?,
-        rnk_order: f.int("RnkOrder")?,
-        cat_rnk: f.int("CatRnk")?,
-        cat_rnk_order: f.int("CatRnkOrder")?,
+        rnk: rank("Rnk")?,
+        rnk_order: rank("RnkOrder")?,
+        cat_rnk: rank("CatRnk")?,
+        cat_rnk_order: rank("CatRnkOrder")?,
         total_behind: f.text("TotalBehind"),
         cat_total_behind: f
             .text("catTotalBehind")
             .or_else(|| f.text("CatTotalBehind")),
         prev_status: read_status(&f, "PrevStatus"),
-        prev_time_ms: f.int("PrevTime")?,
-        prev_pen_s: f.int("PrevPen")?,
-        prev_total_ms: f.int("PrevTotal")?,
-        prev_rnk: f.int("PrevRnk")?,
-        total_total_ms: f.int("TotalTotal")?,
-        total_rnk: f.int("TotalRnk")?,
+        prev_time_ms: time("PrevTime")?,
+        prev_pen_s: pen("PrevPen")?,
+        prev_total_ms: time("PrevTotal")?,
+        prev_rnk: rank("PrevRnk")?,
+        total_total_ms: time("TotalTotal")?,
+        total_rnk: rank("TotalRnk")?,
         better_run_nr: f.int("BetterRunNr")?,
         heat_nr: f.int("HeatNr")?,
         round_nr: f.int("RoundNr")?,
