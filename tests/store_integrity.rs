@@ -92,7 +92,77 @@ async fn oncourse_gate_penalty_over_999_is_refused_naming_the_field() {
         )
         .await;
     assert_eq!(st, 400, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("oncourse[0].gates"));
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("oncourse[0].gates"));
+}
+
+#[tokio::test]
+async fn json_times_penalties_and_ranks_out_of_range_are_refused_naming_the_field() {
+    let s = common::start().await;
+    let key = running_event(&s).await;
+    let seq = s.merge.snapshot().event("ev").unwrap().header.seq;
+    let row = |extra: serde_json::Value| {
+        let mut r = json!({"raceId": BR2, "participantId": BIB1, "bib": 1});
+        r.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({ "results": [r] })
+    };
+    // 24 h = 8 640 000 cs is the bound (model::MAX_TIME_MS); one more is refused.
+    let cases = [
+        (
+            row(json!({"time": 8_640_001})),
+            "results[0].time: 8640001 is over 8640000",
+        ),
+        (
+            row(json!({"total": 4_294_967_295u32})),
+            "results[0].total: 4294967295 is over",
+        ),
+        (
+            row(json!({"pen": 8_640_100})),
+            "results[0].pen: 8640100 is over 8640000",
+        ),
+        (
+            row(json!({"rnk": 100_000})),
+            "results[0].rnk: 100000 is over 99999",
+        ),
+        (
+            row(json!({"time": -1})),
+            "results[0].time: invalid value: integer `-1`, expected non-negative integer",
+        ),
+    ];
+    for (body, want) in cases {
+        let (st, resp) = s.post_ingest("/api/v1/ingest/results", &key, body).await;
+        assert_eq!(st, 400, "{resp}");
+        let msg = resp["message"].as_str().unwrap();
+        assert!(msg.starts_with(want), "{msg} (wanted {want})");
+    }
+    assert_eq!(s.merge.snapshot().event("ev").unwrap().header.seq, seq);
+    let (st, resp) = s
+        .post_ingest(
+            "/api/v1/ingest/results",
+            &key,
+            row(json!({"time": 8_640_000, "total": 8_640_000})),
+        )
+        .await;
+    assert_eq!(st, 200, "{resp}");
+    let (st, resp) = s
+        .post_ingest(
+            "/api/v1/ingest/oncourse",
+            &key,
+            json!({"oncourse": [{"participantId": BIB1, "raceId": BR2, "bib": 1, "time": 9_000_000}]}),
+        )
+        .await;
+    assert_eq!(st, 400, "{resp}");
+    assert!(
+        resp["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("oncourse[0].time"),
+        "{resp}"
+    );
 }
 
 fn oncourse_frame(gates: &str) -> String {
@@ -157,7 +227,10 @@ async fn tcp_oncourse_frame_with_gate_1000_is_counted_and_ignored() {
     loop {
         let st = status.lock().unwrap().clone();
         if st.frames_by_type.contains_key("TimeOfDay") {
-            assert_eq!(st.parse_errors, 1, "the frame with gate 1000 is a parse error");
+            assert_eq!(
+                st.parse_errors, 1,
+                "the frame with gate 1000 is a parse error"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "frames not processed: {st:?}");
@@ -219,7 +292,11 @@ fn get(addr: &str, path: &str) -> serde_json::Value {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     let body = out.split("\r\n\r\n").nth(1).unwrap_or_default();
@@ -239,7 +316,11 @@ fn a_corrupt_row_is_skipped_logged_and_reported_at_startup() {
         .args(["--event", "jarni"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Corrupt two rows by hand, as a disk error, an old release or a hand edit could.
     {
@@ -280,12 +361,17 @@ fn a_corrupt_row_is_skipped_logged_and_reported_at_startup() {
     let list = skipped["rows"].as_array().expect("rows listed");
     let text = serde_json::to_string(list).unwrap();
     assert!(text.contains("results") && text.contains(BIB1), "{text}");
-    assert!(text.contains("participants") && text.contains("30034.K1M_ST"), "{text}");
+    assert!(
+        text.contains("participants") && text.contains("30034.K1M_ST"),
+        "{text}"
+    );
     assert!(text.contains("jarni"), "{text}");
     // Everything else is served.
     let events = get(&addr, "/api/v1/admin/events");
     assert!(
-        serde_json::to_string(&events).unwrap().contains("\"hasXmlData\":true"),
+        serde_json::to_string(&events)
+            .unwrap()
+            .contains("\"hasXmlData\":true"),
         "{events}"
     );
 }

@@ -831,3 +831,19 @@ pub fn oncourse(event: &Event) -> Vec<OnCourseWire> {
     list.sort_by_key(|e| (e.position, e.bib));
     list
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ms_to_cs_rounds_half_away_from_zero_and_never_wraps() {
+        assert_eq!(ms_to_cs(76_994), 7_699);
+        assert_eq!(ms_to_cs(76_995), 7_700);
+        assert_eq!(ms_to_cs(-76_995), -7_700);
+        assert_eq!(ms_to_cs(-76_994), -7_699);
+        assert_eq!(ms_to_cs(i64::MAX), i64::MAX / 10 + 1);
+        assert_eq!(ms_to_cs(i64::MIN), i64::MIN / 10 - 1);
+        assert!(pen_s_to_cs(i64::MAX) > 0);
+    }
+}
