@@ -375,3 +375,41 @@ fn a_corrupt_row_is_skipped_logged_and_reported_at_startup() {
         "{events}"
     );
 }
+
+#[test]
+fn a_version_2_database_migrates_and_keeps_its_fixed_width_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    {
+        // The schema as the previous release left it (user_version 2), with one result whose
+        // gates are in the old fixed-width column.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(include_str!("../migrations/0001_init.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!("../migrations/0002_key_dates.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO events (id, event_id, main_title, api_key, created_at)
+                VALUES (1, 'old', 'Old event', 'k', '2026-01-01 00:00:00');
+             INSERT INTO races (event_id, race_id) VALUES (1, 'R1');
+             INSERT INTO participants (event_id, participant_id, family_name) VALUES (1, 'P1', 'A');
+             INSERT INTO results (event_id, race_id, participant_id, gates, source, updated_at)
+                VALUES (1, 'R1', 'P1', '  0  2 50  0  0300      ', 'xml', 'x');",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&db, Synchronous::Off).expect("migrates");
+    let version: i64 = store
+        .connection()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    let loaded = store.load().unwrap();
+    assert_eq!(loaded.skipped.count, 0);
+    let row = loaded.events["old"].result("R1", "P1").unwrap();
+    assert_eq!(
+        row.gates.0,
+        vec![Some(0), Some(2), Some(50), Some(0), Some(0), Some(300)]
+    );
+}
