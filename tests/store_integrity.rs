@@ -258,7 +258,7 @@ impl Drop for Daemon {
 }
 
 /// Starts `serve` on the database; `Err` with the log when it exits instead of coming up.
-fn serve(db: &Path) -> Result<(Daemon, String), String> {
+fn serve(db: &Path) -> Result<(Daemon, String, String), String> {
     let mut child = Command::new(BIN)
         .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
@@ -285,7 +285,7 @@ fn serve(db: &Path) -> Result<(Daemon, String), String> {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    Ok((child, addr))
+    Ok((child, addr, log))
 }
 
 fn get(addr: &str, path: &str) -> serde_json::Value {
@@ -354,7 +354,12 @@ fn a_corrupt_row_is_skipped_logged_and_reported_at_startup() {
         assert_eq!(n, 1);
     }
 
-    let (_daemon, addr) = serve(&db).expect("the daemon starts despite two bad rows");
+    let (_daemon, addr, log) = serve(&db).expect("the daemon starts despite two bad rows");
+    assert_eq!(
+        log.matches("skipped a stored row").count(),
+        2,
+        "each skipped row is logged:\n{log}"
+    );
     let status = get(&addr, "/api/v1/admin/status");
     let skipped = &status["skippedRows"];
     assert_eq!(skipped["count"], 2, "{status}");
