@@ -147,7 +147,7 @@ async fn a_stalled_source_is_dropped_and_its_partial_frame_discarded() {
     // The stall: nothing more, connection open.
     let st = status.clone();
     wait_until("stall detected", Duration::from_secs(5), move || {
-        last_error(&st).contains("no frame")
+        last_error(&st).contains("nothing received")
     })
     .await;
     let mut buf = [0u8; 16];
@@ -167,6 +167,42 @@ async fn a_stalled_source_is_dropped_and_its_partial_frame_discarded() {
         bib9_time(&m) == Some(7_770)
     })
     .await;
+    shutdown.cancel();
+}
+
+/// The silence timeout at its default (10 s), listen mode: a source that sends part of a
+/// frame, a little more 4 s later, then nothing, is dropped 10 s after its last byte (bytes,
+/// not only whole frames, keep a session alive; a silent one no longer holds its buffer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_source_is_dropped_10_s_after_its_last_byte_by_default() {
+    let (_dir, merge) = daemon().await;
+    let shutdown = Shutdown::new();
+    let (status, addr) = listen(&merge, &shutdown, |s| {
+        assert_eq!(s.silence, Duration::from_secs(10), "the default")
+    })
+    .await;
+    let frame = oncourse_frame(555);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(&frame.as_bytes()[..50]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    s.write_all(&frame.as_bytes()[50..100]).await.unwrap();
+    let last_byte = Instant::now();
+    let mut buf = [0u8; 16];
+    let r = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+        .await
+        .expect("the daemon closes a silent session");
+    let after = last_byte.elapsed();
+    println!("silent source: closed {after:?} after its last byte");
+    assert!(matches!(r, Ok(0) | Err(_)), "connection closed");
+    assert!(
+        after >= Duration::from_millis(9_800) && after < Duration::from_secs(12),
+        "closed {after:?} after the last byte"
+    );
+    assert!(
+        last_error(&status).contains("nothing received for 10 s"),
+        "{}",
+        last_error(&status)
+    );
     shutdown.cancel();
 }
 

@@ -369,7 +369,8 @@ async fn a_silent_source_is_reconnected() {
     });
     let shutdown = Shutdown::new();
     let mut settings = TcpSettings::new(Some("ev".into()));
-    settings.silence = Duration::from_millis(300);
+    // Longer than the session's 1 s tick: a timeout re-armed by each tick never fires.
+    settings.silence = Duration::from_millis(1500);
     settings.backoff_min = Duration::from_millis(50);
     let (status, _task) = tcp::spawn_connect(addr.to_string(), settings, merge, shutdown.clone());
     let acc = accepted.clone();
@@ -385,7 +386,52 @@ async fn a_silent_source_is_reconnected() {
         .last_error
         .clone()
         .unwrap_or_default();
-    assert!(err.contains("no frame"), "{err}");
+    assert!(err.contains("nothing received"), "{err}");
+    shutdown.cancel();
+}
+
+/// The silence timeout at its default (10 s), connect mode: a Canoe123 that accepts and then
+/// never sends a byte is dropped after 10 s and connected to again after the 1 s backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_canoe123_is_reconnected_after_the_default_10_s() {
+    let (_dir, merge) = daemon(MergeStrategy::TcpWins).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted_at = Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
+    let a = accepted_at.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            a.lock().unwrap().push(Instant::now());
+            held.push(s);
+        }
+    });
+    let shutdown = Shutdown::new();
+    let settings = TcpSettings::new(Some("ev".into()));
+    assert_eq!(settings.silence, Duration::from_secs(10), "the default");
+    assert_eq!(settings.backoff_min, Duration::from_secs(1), "the default");
+    let (status, _task) = tcp::spawn_connect(addr.to_string(), settings, merge, shutdown.clone());
+    let acc = accepted_at.clone();
+    wait_until(
+        "a second connection after 10 s of silence",
+        Duration::from_secs(20),
+        move || acc.lock().unwrap().len() >= 2,
+    )
+    .await;
+    let times = accepted_at.lock().unwrap().clone();
+    let gap = times[1] - times[0];
+    println!("silent Canoe123: reconnected after {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(10_900) && gap < Duration::from_secs(14),
+        "10 s silence + 1 s backoff, got {gap:?}"
+    );
+    let err = status
+        .lock()
+        .unwrap()
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(err.contains("nothing received for 10 s"), "{err}");
     shutdown.cancel();
 }
 
