@@ -370,3 +370,118 @@ async fn only_allowed_source_addresses_are_accepted() {
     assert_eq!(status.lock().unwrap().refused_peers, 0);
     shutdown.cancel();
 }
+
+/// A connection from `ip` (any 127.0.0.0/8 address is this machine on Linux) to `addr`.
+async fn connect_from(ip: &str, addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Whether the daemon closed `s` at once (a refused connection) rather than keeping it open.
+async fn closed_at_once(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 16];
+    match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => true,
+        Ok(Ok(_)) | Err(_) => false,
+    }
+}
+
+fn sessions(status: &SharedSourceStatus) -> (u64, u64) {
+    let s = status.lock().unwrap();
+    (s.sessions, s.refused_sessions)
+}
+
+/// The listen-mode session caps at their defaults (4 per address, 16 in all): the 5th
+/// connection from one address and the 17th in all are closed at once, counted and shown in
+/// /metrics; a session that ends gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_sessions_are_capped_at_4_per_address_and_16_in_all_by_default() {
+    let (_dir, merge) = daemon().await;
+    let shutdown = Shutdown::new();
+    let (status, addr) = listen(&merge, &shutdown, |s| {
+        assert_eq!(
+            (s.max_sessions_per_ip, s.max_sessions),
+            (4, 16),
+            "the defaults"
+        );
+    })
+    .await;
+    // Four from one address are sessions; each holds a partial frame, as in the report.
+    let mut first = Vec::new();
+    for _ in 0..4 {
+        let mut s = connect_from("127.0.0.1", addr).await;
+        s.write_all(&oncourse_frame(1).as_bytes()[..100])
+            .await
+            .unwrap();
+        first.push(s);
+    }
+    let st = status.clone();
+    wait_until("4 sessions", Duration::from_secs(5), move || {
+        sessions(&st).0 == 4
+    })
+    .await;
+    let mut fifth = connect_from("127.0.0.1", addr).await;
+    assert!(
+        closed_at_once(&mut fifth).await,
+        "the 5th from one address is refused"
+    );
+    assert_eq!(sessions(&status), (4, 1));
+    for s in &mut first {
+        assert!(!closed_at_once(s).await, "the first four stay");
+    }
+    // Another address still gets its four, up to 16 in all.
+    let mut others = Vec::new();
+    for ip in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        for _ in 0..4 {
+            others.push(connect_from(ip, addr).await);
+        }
+    }
+    let st = status.clone();
+    wait_until("16 sessions", Duration::from_secs(5), move || {
+        sessions(&st).0 == 16
+    })
+    .await;
+    let mut seventeenth = connect_from("127.0.0.5", addr).await;
+    assert!(
+        closed_at_once(&mut seventeenth).await,
+        "the 17th in all is refused"
+    );
+    assert_eq!(sessions(&status), (16, 2));
+    let metrics = c123_live::http::metrics::Metrics::new(
+        &merge,
+        &c123_live::ingest::InputStatus {
+            watcher: None,
+            sources: vec![status.clone()],
+        },
+    )
+    .render();
+    let source = format!("{{source=\"listen:{addr}\"}}");
+    assert!(
+        metrics.contains(&format!("c123_source_sessions{source} 16")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("c123_source_refused_sessions_total{source} 2")),
+        "{metrics}"
+    );
+    // A session that ends frees its place.
+    drop(first.pop());
+    let st = status.clone();
+    wait_until("a place freed", Duration::from_secs(5), move || {
+        sessions(&st).0 == 15
+    })
+    .await;
+    let mut later = connect_from("127.0.0.5", addr).await;
+    later
+        .write_all(format!("{}|", oncourse_frame(321)).as_bytes())
+        .await
+        .unwrap();
+    let m = merge.clone();
+    wait_until("the new session works", Duration::from_secs(5), move || {
+        bib9_time(&m) == Some(3_210)
+    })
+    .await;
+    assert_eq!(sessions(&status), (16, 2));
+    shutdown.cancel();
+}
