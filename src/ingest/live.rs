@@ -25,6 +25,9 @@ pub struct LiveCounters {
     pub unknown_athletes: u64,
     /// Best-run second runs whose own penalty was not known (left for the export).
     pub br2_without_penalty: u64,
+    /// Riders dropped from the on-course list because it held its bound
+    /// ([`crate::c123::oncourse::MAX_ONCOURSE_ENTRIES`]).
+    pub oncourse_over_limit: u64,
 }
 
 pub struct LiveStream {
@@ -101,6 +104,7 @@ impl LiveStream {
         match msg {
             Message::OnCourse(oc) => {
                 let update = self.tracker.apply(oc, now_ms);
+                self.counters.oncourse_over_limit = self.tracker.over_limit();
                 if let Some(rider) = &oc.rider {
                     if let Some(pen) = rider.pen_s {
                         if let Some(run) = known_run(event, rider) {
