@@ -31,7 +31,7 @@ pub struct LiveCounters {
 }
 
 pub struct LiveStream {
-    /// The event this source is bound to; `None`: the newest event imported from an export.
+    /// The event this source is bound to; `None`: the event of the latest folder import.
     binding: Option<String>,
     /// The event of the current message (resolved from the binding).
     event_id: String,

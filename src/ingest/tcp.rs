@@ -37,8 +37,8 @@ pub const DEFAULT_MAX_SESSIONS: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct TcpSettings {
-    /// The event every frame of this source belongs to; `None`: the newest event imported
-    /// from an XML export (direct mode).
+    /// The event every frame of this source belongs to; `None`: the event the XML folder
+    /// imported an export into last (direct mode).
     pub event_id: Option<String>,
     /// No byte received for this long: the connection is dead.
     pub silence: Duration,
