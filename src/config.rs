@@ -130,6 +130,12 @@ pub struct ServeArgs {
     /// With --tcp-listen: accept only these source addresses (repeatable).
     #[arg(long = "tcp-allow", env = "C123_LIVE_TCP_ALLOW", value_delimiter = ',')]
     pub tcp_allow: Vec<std::net::IpAddr>,
+    /// With --tcp-listen: open sessions per source address at most [default: 4].
+    #[arg(long, env = "C123_LIVE_TCP_MAX_SESSIONS_PER_IP")]
+    pub tcp_max_sessions_per_ip: Option<usize>,
+    /// With --tcp-listen: open sessions in all at most [default: 16].
+    #[arg(long, env = "C123_LIVE_TCP_MAX_SESSIONS")]
+    pub tcp_max_sessions: Option<usize>,
     /// Derive the event's lifecycle state from the TCP schedule (forward only).
     #[arg(long, env = "C123_LIVE_AUTO_STATUS")]
     pub auto_status: bool,
@@ -207,6 +213,8 @@ pub struct FileConfig {
     pub c123: Option<String>,
     pub tcp_listen: Option<SocketAddr>,
     pub tcp_allow: Option<Vec<std::net::IpAddr>>,
+    pub tcp_max_sessions_per_ip: Option<usize>,
+    pub tcp_max_sessions: Option<usize>,
     pub auto_status: Option<bool>,
     pub max_db_size: Option<u64>,
     pub max_connections_per_ip: Option<usize>,
@@ -264,6 +272,8 @@ pub struct ServeConfig {
     pub c123: Option<String>,
     pub tcp_listen: Option<SocketAddr>,
     pub tcp_allow: Vec<std::net::IpAddr>,
+    pub tcp_max_sessions_per_ip: usize,
+    pub tcp_max_sessions: usize,
     pub auto_status: bool,
     /// Database size cap in bytes (`--max-db-size` is in MB).
     pub max_db_bytes: Option<u64>,
@@ -311,6 +321,17 @@ pub fn resolve_store(
     Ok((db, synchronous))
 }
 
+/// A cap that must exist: `None` is the default, 0 is refused.
+fn at_least_one(value: Option<usize>, name: &str, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::Invalid(format!(
+            "{name} 0: expected at least 1"
+        ))),
+        Some(n) => Ok(n),
+    }
+}
+
 impl ServeConfig {
     pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<ServeConfig, ConfigError> {
         let (db, synchronous) = resolve_store(&args.store, file)?;
@@ -323,6 +344,23 @@ impl ServeConfig {
                 )))
             }
         };
+        let tcp_listen = args.tcp_listen.or(file.tcp_listen);
+        let tcp_allow = if args.tcp_allow.is_empty() {
+            file.tcp_allow.clone().unwrap_or_default()
+        } else {
+            args.tcp_allow.clone()
+        };
+        let auto_status = args.auto_status || file.auto_status.unwrap_or(false);
+        // With --auto-status one Schedule frame can make the event official; on an address
+        // others can reach, only named sources may send it.
+        if let Some(addr) = tcp_listen.filter(|a| auto_status && !a.ip().is_loopback()) {
+            if tcp_allow.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "--auto-status with --tcp-listen {addr} (not loopback) needs --tcp-allow IP: \
+                     otherwise any peer could move the event's lifecycle, up to official"
+                )));
+            }
+        }
         let master_keys: Vec<String> = if args.master_keys.is_empty() {
             file.master_keys.clone().unwrap_or_default()
         } else {
@@ -349,13 +387,20 @@ impl ServeConfig {
             master_keys,
             dev: args.dev || file.dev.unwrap_or(false),
             c123: args.c123.clone().or_else(|| file.c123.clone()),
-            tcp_listen: args.tcp_listen.or(file.tcp_listen),
-            tcp_allow: if args.tcp_allow.is_empty() {
-                file.tcp_allow.clone().unwrap_or_default()
-            } else {
-                args.tcp_allow.clone()
-            },
-            auto_status: args.auto_status || file.auto_status.unwrap_or(false),
+            tcp_listen,
+            tcp_allow,
+            tcp_max_sessions_per_ip: at_least_one(
+                args.tcp_max_sessions_per_ip
+                    .or(file.tcp_max_sessions_per_ip),
+                "tcp-max-sessions-per-ip",
+                crate::ingest::tcp::DEFAULT_MAX_SESSIONS_PER_IP,
+            )?,
+            tcp_max_sessions: at_least_one(
+                args.tcp_max_sessions.or(file.tcp_max_sessions),
+                "tcp-max-sessions",
+                crate::ingest::tcp::DEFAULT_MAX_SESSIONS,
+            )?,
+            auto_status,
             max_db_bytes: match args.max_db_size.or(file.max_db_size) {
                 None => None,
                 Some(0) => {
@@ -446,6 +491,49 @@ mod tests {
         assert!(ServeConfig::resolve(&ServeArgs::default(), &file).is_err());
         let file: FileConfig = toml::from_str("synchronous = \"sometimes\"").unwrap();
         assert!(ServeConfig::resolve(&ServeArgs::default(), &file).is_err());
+    }
+
+    #[test]
+    fn tcp_session_caps_default_to_4_per_address_and_16_in_all() {
+        let c = ServeConfig::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
+        assert_eq!((c.tcp_max_sessions_per_ip, c.tcp_max_sessions), (4, 16));
+        let file: FileConfig =
+            toml::from_str("tcp-max-sessions-per-ip = 2\ntcp-max-sessions = 8").unwrap();
+        let c = ServeConfig::resolve(&ServeArgs::default(), &file).unwrap();
+        assert_eq!((c.tcp_max_sessions_per_ip, c.tcp_max_sessions), (2, 8));
+        let args = ServeArgs {
+            tcp_max_sessions: Some(3),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            ServeConfig::resolve(&args, &file).unwrap().tcp_max_sessions,
+            3
+        );
+        let zero: FileConfig = toml::from_str("tcp-max-sessions = 0").unwrap();
+        let err = ServeConfig::resolve(&ServeArgs::default(), &zero).unwrap_err();
+        assert!(err.to_string().contains("tcp-max-sessions 0"), "{err}");
+    }
+
+    #[test]
+    fn auto_status_on_a_reachable_tcp_listen_needs_tcp_allow() {
+        let args = |listen: &str, allow: Vec<std::net::IpAddr>| ServeArgs {
+            tcp_listen: Some(listen.parse().unwrap()),
+            tcp_allow: allow,
+            auto_status: true,
+            ..ServeArgs::default()
+        };
+        let none = FileConfig::default();
+        let err = ServeConfig::resolve(&args("0.0.0.0:27333", vec![]), &none).unwrap_err();
+        assert!(err.to_string().contains("needs --tcp-allow"), "{err}");
+        assert!(ServeConfig::resolve(&args("[::]:27333", vec![]), &none).is_err());
+        let allowed = vec!["192.168.1.5".parse().unwrap()];
+        assert!(ServeConfig::resolve(&args("0.0.0.0:27333", allowed), &none).is_ok());
+        assert!(ServeConfig::resolve(&args("127.0.0.1:27333", vec![]), &none).is_ok());
+        assert!(ServeConfig::resolve(&args("[::1]:27333", vec![]), &none).is_ok());
+        // Without --auto-status a reachable listen address stays allowed as before.
+        let mut plain = args("0.0.0.0:27333", vec![]);
+        plain.auto_status = false;
+        assert!(ServeConfig::resolve(&plain, &none).is_ok());
     }
 
     #[test]

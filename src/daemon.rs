@@ -133,6 +133,8 @@ pub async fn start_inputs(
     let mut settings = TcpSettings::new(config.event.clone());
     settings.auto_status = config.auto_status;
     settings.allowed_peers = config.tcp_allow.clone();
+    settings.max_sessions_per_ip = config.tcp_max_sessions_per_ip;
+    settings.max_sessions = config.tcp_max_sessions;
     if let Some(target) = &config.c123 {
         let (st, task) = tcp::spawn_connect(
             target.clone(),
@@ -316,6 +318,8 @@ pub async fn demo(args: crate::config::DemoArgs) -> Result<(), DaemonError> {
         c123: None,
         tcp_listen: None,
         tcp_allow: Vec::new(),
+        tcp_max_sessions_per_ip: crate::ingest::tcp::DEFAULT_MAX_SESSIONS_PER_IP,
+        tcp_max_sessions: crate::ingest::tcp::DEFAULT_MAX_SESSIONS,
         auto_status: false,
         max_db_bytes: None,
         max_connections_per_ip: crate::http::DEFAULT_MAX_CONNECTIONS_PER_IP,

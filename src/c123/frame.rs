@@ -38,6 +38,31 @@ pub const MAX_DEPTH: usize = 16;
 /// Error values are quoted in messages at most this long (hostile input can be megabytes).
 const MAX_QUOTED_VALUE: usize = 64;
 
+/// Identifiers (`Id`, `RaceId`, `ClassId`, bibs, `Nat`, `IRM`, `Q`, the TVS ids) and times are
+/// at most this many characters; real ones have fewer than 30 (`119064.K1W_ST.PZK`).
+pub const MAX_ID_CHARS: usize = 64;
+/// Names and titles (`Name`, `Club`, `Race`, `MainTitle`, `TTBName`, …) are at most this many
+/// characters; the longest in the real recording has 40.
+pub const MAX_TEXT_CHARS: usize = 200;
+/// Lists in one attribute (`Gates`, `GateCaptions`, `GateConfig`): at most this many
+/// characters (30 gates of `50,` are 90).
+pub const MAX_LIST_CHARS: usize = 1024;
+
+/// The bound of an attribute's value, by its name.
+fn max_chars(attribute: &str) -> usize {
+    match attribute {
+        "Id" | "RaceId" | "ClassId" | "Bib" | "Nat" | "IRM" | "Q" | "Odd_Bib" | "Odd_RaceId"
+        | "Even_Bib" | "Even_RaceId" => MAX_ID_CHARS,
+        "Gates" | "GateCaptions" | "GateConfig" => MAX_LIST_CHARS,
+        _ => MAX_TEXT_CHARS,
+    }
+}
+
+/// Whether `text` has more than `max` characters (without counting past `max + 1`).
+pub fn longer_than(text: &str, max: usize) -> bool {
+    text.len() > max && text.chars().nth(max).is_some()
+}
+
 /// One message carried by a frame. A frame may carry several.
 // OnCourse (the most frequent message, ~2/s) is the large variant; boxing it would cost an
 // allocation per message to save stack space on the rare small ones.
@@ -318,6 +343,17 @@ pub enum FrameError {
         value: String,
         /// What was expected.
         reason: &'static str,
+    },
+    /// A value longer than its bound ([`MAX_ID_CHARS`], [`MAX_TEXT_CHARS`],
+    /// [`MAX_LIST_CHARS`]); nothing of the frame is used.
+    #[error("<{element} {attribute}>: longer than {limit} characters")]
+    TooLong {
+        /// Element name.
+        element: &'static str,
+        /// Attribute name (or `text` for an element's text).
+        attribute: &'static str,
+        /// The bound.
+        limit: usize,
     },
     /// A required attribute is absent or empty.
     #[error("<{element}> lacks a {attribute} attribute")]
@@ -634,14 +670,28 @@ impl<'a> Attrs<'a> {
             .map_or("", |(_, v)| v.as_ref())
     }
 
-    fn string(&self, key: &str) -> String {
-        self.raw(key).to_owned()
+    /// The raw value, refused when longer than the attribute's bound ([`max_chars`]).
+    fn bounded(&self, key: &'static str) -> Result<&str, FrameError> {
+        let v = self.raw(key);
+        let limit = max_chars(key);
+        if longer_than(v, limit) {
+            return Err(FrameError::TooLong {
+                element: self.element,
+                attribute: key,
+                limit,
+            });
+        }
+        Ok(v)
+    }
+
+    fn string(&self, key: &'static str) -> Result<String, FrameError> {
+        Ok(self.bounded(key)?.to_owned())
     }
 
     /// Trimmed; `None` when empty.
-    fn opt_string(&self, key: &str) -> Option<String> {
-        let v = self.raw(key).trim();
-        (!v.is_empty()).then(|| v.to_owned())
+    fn opt_string(&self, key: &'static str) -> Result<Option<String>, FrameError> {
+        let v = self.bounded(key)?.trim();
+        Ok((!v.is_empty()).then(|| v.to_owned()))
     }
 
     fn invalid(&self, key: &'static str, reason: &'static str) -> FrameError {
@@ -658,7 +708,7 @@ impl<'a> Attrs<'a> {
         key: &'static str,
         f: impl FnOnce(&str) -> Result<T, BadValue>,
     ) -> Result<T, FrameError> {
-        f(self.raw(key)).map_err(|BadValue(reason)| self.invalid(key, reason))
+        f(self.bounded(key)?).map_err(|BadValue(reason)| self.invalid(key, reason))
     }
 
     fn opt_u32(&self, key: &'static str) -> Result<Option<u32>, FrameError> {
@@ -700,7 +750,7 @@ impl<'a> Attrs<'a> {
     }
 
     fn bib(&self) -> Result<String, FrameError> {
-        let bib = self.raw("Bib").trim();
+        let bib = self.bounded("Bib")?.trim();
         if bib.is_empty() {
             return Err(FrameError::MissingAttribute {
                 element: self.element,
@@ -808,22 +858,22 @@ impl Parser {
             "Results" => {
                 let a = Attrs::read(e, "Results", position)?;
                 let table = ResultsTable {
-                    race_id: a.string("RaceId"),
-                    class_id: a.string("ClassId"),
+                    race_id: a.string("RaceId")?,
+                    class_id: a.string("ClassId")?,
                     is_current: a.flag("Current"),
-                    main_title: a.string("MainTitle"),
-                    sub_title: a.string("SubTitle"),
+                    main_title: a.string("MainTitle")?,
+                    sub_title: a.string("SubTitle")?,
                     rows: Vec::new(),
                 };
                 (Scope::Results, Building::Results(table, None))
             }
             "RaceConfig" => {
                 let a = Attrs::read(e, "RaceConfig", position)?;
-                let captions = a.raw("GateCaptions");
+                let captions = a.bounded("GateCaptions")?;
                 let config = RaceConfig {
                     nr_splits: a.u32_or_zero("NrSplits")?,
                     nr_gates: a.u32_or_zero("NrGates")?,
-                    gate_config: a.string("GateConfig"),
+                    gate_config: a.string("GateConfig")?,
                     gate_captions: if captions.is_empty() {
                         Vec::new()
                     } else {
@@ -835,10 +885,10 @@ impl Parser {
             "TVS" => {
                 let a = Attrs::read(e, "TVS", position)?;
                 let tvs = Tvs {
-                    odd_bib: a.opt_string("Odd_Bib"),
-                    odd_race_id: a.opt_string("Odd_RaceId"),
-                    even_bib: a.opt_string("Even_Bib"),
-                    even_race_id: a.opt_string("Even_RaceId"),
+                    odd_bib: a.opt_string("Odd_Bib")?,
+                    odd_race_id: a.opt_string("Odd_RaceId")?,
+                    even_bib: a.opt_string("Even_Bib")?,
+                    even_race_id: a.opt_string("Even_RaceId")?,
                 };
                 (Scope::Other, Building::Done(Message::Tvs(tvs)))
             }
@@ -869,14 +919,14 @@ impl Parser {
                 let a = Attrs::read(e, "Participant", position)?;
                 let r = rider.get_or_insert_with(OnCourseRider::default);
                 r.bib = a.bib()?;
-                r.participant_id = a.opt_string("Id");
-                r.name = a.string("Name");
-                r.club = a.string("Club");
-                r.nat = a.string("Nat");
-                r.race_name = a.string("Race");
-                r.race_id = a.string("RaceId");
+                r.participant_id = a.opt_string("Id")?;
+                r.name = a.string("Name")?;
+                r.club = a.string("Club")?;
+                r.nat = a.string("Nat")?;
+                r.race_name = a.string("Race")?;
+                r.race_id = a.string("RaceId")?;
                 r.start_order = a.opt_u32("StartOrder")?;
-                r.warning = a.opt_string("Warning");
+                r.warning = a.opt_string("Warning")?;
             }
             "Result" => {
                 let a = Attrs::read(e, "Result", position)?;
@@ -903,7 +953,7 @@ impl Parser {
                             total
                         };
                         r.ttb_diff_ms = a.ms("TTBDiff")?;
-                        r.ttb_name = a.string("TTBName");
+                        r.ttb_name = a.string("TTBName")?;
                         r.rank = a.rank("Rank")?;
                     }
                     _ => {}
@@ -928,12 +978,12 @@ impl Parser {
             "Participant" => {
                 let a = Attrs::read(e, "Participant", position)?;
                 row.bib = a.bib()?;
-                row.participant_id = a.opt_string("Id");
-                row.name = a.string("Name");
-                row.club = a.string("Club");
-                row.nat = a.string("Nat");
-                row.given_name = a.string("GivenName");
-                row.family_name = a.string("FamilyName");
+                row.participant_id = a.opt_string("Id")?;
+                row.name = a.string("Name")?;
+                row.club = a.string("Club")?;
+                row.nat = a.string("Nat")?;
+                row.given_name = a.string("GivenName")?;
+                row.family_name = a.string("FamilyName")?;
                 row.start_order = a.opt_u32("StartOrder")?;
                 row.start_time_ms = a.time_of_day("StartTime")?;
             }
@@ -944,9 +994,9 @@ impl Parser {
                     return Ok(true);
                 }
                 row.heat_nr = a.opt_u32("HeatNr")?;
-                row.qualification = a.opt_string("Q");
+                row.qualification = a.opt_string("Q")?;
                 row.irm = a
-                    .opt_string("IRM")
+                    .opt_string("IRM")?
                     .map(|irm| match irm.to_uppercase().as_str() {
                         "DNS" => Irm::Dns,
                         "DNF" => Irm::Dnf,
@@ -981,15 +1031,28 @@ impl Parser {
             Some((Scope::TimeOfDay, _)) => {
                 if let Some(Building::TimeOfDay(buf)) = &mut self.building {
                     buf.push_str(text);
+                    if longer_than(buf, MAX_ID_CHARS) {
+                        return Err(FrameError::TooLong {
+                            element: "TimeOfDay",
+                            attribute: "text",
+                            limit: MAX_ID_CHARS,
+                        });
+                    }
                 }
                 Ok(())
             }
             Some((Scope::RaceStartTime, _)) => {
                 if let Some(Building::Schedule(races)) = &mut self.building {
                     if let Some(race) = races.last_mut() {
-                        race.start_time
-                            .get_or_insert_with(String::new)
-                            .push_str(text);
+                        let start = race.start_time.get_or_insert_with(String::new);
+                        start.push_str(text);
+                        if longer_than(start, MAX_ID_CHARS) {
+                            return Err(FrameError::TooLong {
+                                element: "StartTime",
+                                attribute: "text",
+                                limit: MAX_ID_CHARS,
+                            });
+                        }
                     }
                 }
                 Ok(())
@@ -1076,11 +1139,11 @@ impl Parser {
 fn read_schedule_race(a: &Attrs<'_>) -> Result<ScheduleRace, FrameError> {
     Ok(ScheduleRace {
         order: a.opt_u32("Order")?,
-        race_id: a.string("RaceId"),
-        race_name: a.string("Race"),
-        main_title: a.string("MainTitle"),
-        sub_title: a.string("SubTitle"),
-        short_title: a.string("ShortTitle"),
+        race_id: a.string("RaceId")?,
+        race_name: a.string("Race")?,
+        main_title: a.string("MainTitle")?,
+        sub_title: a.string("SubTitle")?,
+        short_title: a.string("ShortTitle")?,
         race_status: a.opt_u32("RaceStatus")?,
         start_time: None,
     })

@@ -29,6 +29,11 @@ use super::frame::{OnCourse, OnCourseRider};
 /// Default time a competitor stays listed without being reported again: 10 s.
 pub const DEFAULT_TTL_MS: u64 = 10_000;
 
+/// Competitors tracked per source at most. A slalom course holds a handful of boats at once
+/// (the recording never has more than 5); past the bound the least recently seen one goes,
+/// so a source cycling thousands of bibs keeps a bounded list.
+pub const MAX_ONCOURSE_ENTRIES: usize = 64;
+
 /// One competitor in the visible on-course list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OnCourseEntry {
@@ -81,6 +86,8 @@ struct Tracked {
 pub struct OnCourseTracker {
     ttl_ms: u64,
     riders: HashMap<String, Tracked>,
+    /// Riders dropped because [`MAX_ONCOURSE_ENTRIES`] were tracked.
+    over_limit: u64,
 }
 
 impl Default for OnCourseTracker {
@@ -100,7 +107,13 @@ impl OnCourseTracker {
         Self {
             ttl_ms,
             riders: HashMap::new(),
+            over_limit: 0,
         }
+    }
+
+    /// How many riders were dropped because [`MAX_ONCOURSE_ENTRIES`] were tracked.
+    pub fn over_limit(&self) -> u64 {
+        self.over_limit
     }
 
     /// The configured TTL in ms.
@@ -147,6 +160,22 @@ impl OnCourseTracker {
             Some(p) => p.entry.position != msg.position || p.entry.rider != *rider,
         };
 
+        if previous.is_none() && self.riders.len() >= MAX_ONCOURSE_ENTRIES {
+            let oldest = self
+                .riders
+                .iter()
+                .min_by(|(b1, t1), (b2, t2)| {
+                    t1.last_seen_ms
+                        .cmp(&t2.last_seen_ms)
+                        .then_with(|| b1.cmp(b2))
+                })
+                .map(|(b, _)| b.clone());
+            if let Some(b) = oldest {
+                self.riders.remove(&b);
+                self.over_limit += 1;
+                changed = true;
+            }
+        }
         self.riders.insert(
             bib.to_owned(),
             Tracked {
@@ -380,5 +409,28 @@ mod tests {
         assert_eq!(t.len(), 3, "no evidence yet who left");
         t.apply(&msg(2, 2, "3", None), 200);
         assert_eq!(bibs(&t), vec![(1, "1".to_owned()), (2, "3".to_owned())]);
+    }
+
+    #[test]
+    fn at_most_64_riders_are_tracked_by_default_the_least_recently_seen_go() {
+        let mut t = OnCourseTracker::new();
+        // A source cycling 500 bibs (the report) that all claim to be on course.
+        for i in 0..500u32 {
+            t.apply(&msg(500, i + 1, &i.to_string(), None), u64::from(i));
+        }
+        assert_eq!(t.len(), MAX_ONCOURSE_ENTRIES);
+        assert_eq!(MAX_ONCOURSE_ENTRIES, 64);
+        assert!(
+            t.get("499").is_some() && t.get("436").is_some(),
+            "the newest stay"
+        );
+        assert!(
+            t.get("435").is_none() && t.get("0").is_none(),
+            "the oldest went"
+        );
+        assert_eq!(t.over_limit(), 500 - 64);
+        // A rider already tracked is updated in place, nobody is dropped for it.
+        t.apply(&msg(500, 1, "436", Some(2_000)), 1_000);
+        assert_eq!((t.len(), t.over_limit()), (64, 436));
     }
 }

@@ -8,6 +8,8 @@
 //!   `merge_inputs_rejected_total`, `merge_store_errors_total`: from the merge loop's stats.
 //! - `snapshot_age_seconds`: time since the last commit (how stale reads are).
 //! - `http_connections_open`, `http_connections_refused_total`.
+//! - `c123_source_sessions{source}`, `c123_source_refused_sessions_total{source}`: listen-mode
+//!   TCP sessions open now and connections refused by the session caps.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -264,7 +266,7 @@ impl Collector for InputsCollector {
             .iter()
             .filter_map(|s| s.lock().ok().map(|s| s.report()))
             .collect();
-        let per_source: [SourceMetric; 5] = [
+        let per_source: [SourceMetric; 7] = [
             (
                 "c123_source_connected",
                 "1 while a Canoe123 source is connected",
@@ -281,6 +283,18 @@ impl Collector for InputsCollector {
                 "c123_source_connections",
                 "Connections made or accepted",
                 |s| s.connections as f64,
+                true,
+            ),
+            (
+                "c123_source_sessions",
+                "Listen mode: sessions open now",
+                |s| s.sessions as f64,
+                false,
+            ),
+            (
+                "c123_source_refused_sessions",
+                "Listen mode: connections refused by --tcp-max-sessions-per-ip or --tcp-max-sessions",
+                |s| s.refused_sessions as f64,
                 true,
             ),
             (

@@ -1056,6 +1056,17 @@ fn nonempty(field: &str, s: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Refuses a string field longer than `max` characters: the bounds of the TCP parser
+/// ([`crate::c123::frame::MAX_ID_CHARS`], [`crate::c123::frame::MAX_TEXT_CHARS`]).
+fn bounded_len(field: &str, value: Option<&String>, max: usize) -> Result<(), ApiError> {
+    match value {
+        Some(v) if crate::c123::frame::longer_than(v, max) => Err(ApiError::invalid(format!(
+            "{field}: longer than {max} characters"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The body of `POST /api/v1/ingest/oncourse`, decoded and validated into domain entries
 /// (ms, s). Pure: bytes in, entries or a 400 naming the field out (fuzzed).
 pub fn parse_oncourse_body(body: &[u8]) -> Result<Vec<OnCourseEntry>, ApiError> {
@@ -1071,6 +1082,21 @@ pub fn parse_oncourse_body(body: &[u8]) -> Result<Vec<OnCourseEntry>, ApiError> 
         let f = |name: &str| format!("oncourse[{i}].{name}");
         nonempty(&f("participantId"), &e.participant_id)?;
         nonempty(&f("raceId"), &e.race_id)?;
+        {
+            use crate::c123::frame::{MAX_ID_CHARS as ID, MAX_TEXT_CHARS as TEXT};
+            for (name, value, max) in [
+                ("participantId", Some(&e.participant_id), ID),
+                ("raceId", Some(&e.race_id), ID),
+                ("name", e.name.as_ref(), TEXT),
+                ("club", e.club.as_ref(), TEXT),
+                ("dtStart", e.dt_start.as_ref(), ID),
+                ("dtFinish", e.dt_finish.as_ref(), ID),
+                ("ttbDiff", e.ttb_diff.as_ref(), ID),
+                ("ttbName", e.ttb_name.as_ref(), TEXT),
+            ] {
+                bounded_len(&f(name), value, max)?;
+            }
+        }
         if let Some(g) = &e.gates {
             Gates::check_slots(g.len())
                 .map_err(|err| ApiError::invalid(format!("{}: {err}", f("gates"))))?;
@@ -1194,6 +1220,18 @@ pub fn parse_results_body(body: &[u8]) -> Result<Vec<ResultUpdate>, ApiError> {
         let f = |name: &str| format!("results[{i}].{name}");
         nonempty(&f("raceId"), &r.race_id)?;
         nonempty(&f("participantId"), &r.participant_id)?;
+        {
+            use crate::c123::frame::MAX_ID_CHARS as ID;
+            for (name, value) in [
+                ("raceId", Some(&r.race_id)),
+                ("participantId", Some(&r.participant_id)),
+                ("status", r.status.as_ref().and_then(Option::as_ref)),
+                ("dtStart", r.dt_start.as_ref().and_then(Option::as_ref)),
+                ("dtFinish", r.dt_finish.as_ref().and_then(Option::as_ref)),
+            ] {
+                bounded_len(&f(name), value, ID)?;
+            }
+        }
         let status = match r.status {
             None => None,
             Some(None) => Some(None),

@@ -25,17 +25,22 @@ pub struct LiveCounters {
     pub unknown_athletes: u64,
     /// Best-run second runs whose own penalty was not known (left for the export).
     pub br2_without_penalty: u64,
+    /// Riders dropped from the on-course list because it held its bound
+    /// ([`crate::c123::oncourse::MAX_ONCOURSE_ENTRIES`]).
+    pub oncourse_over_limit: u64,
 }
 
 pub struct LiveStream {
-    /// The event this source is bound to; `None`: the newest event imported from an export.
+    /// The event this source is bound to; `None`: the event of the latest folder import.
     binding: Option<String>,
     /// The event of the current message (resolved from the binding).
     event_id: String,
     tracker: OnCourseTracker,
-    /// (race, bib) → (penalty seconds, when seen) from on-course messages.
+    /// (race, participant) → (penalty seconds, when seen) from on-course messages. Only
+    /// races and participants of the event: bounded by its export, whatever a source sends.
     course_pen: HashMap<(String, String), (u32, u64)>,
-    /// (race, bib) → the last finished-run update sent, to send each change once.
+    /// (race, participant) → the last finished-run update sent, to send each change once.
+    /// Same keys and bound as `course_pen`; pruned on the tick when the export drops them.
     sent_finish: HashMap<(String, String), (Option<i64>, Option<u32>)>,
     auto_status: bool,
     pub counters: LiveCounters,
@@ -58,17 +63,35 @@ impl LiveStream {
         &self.event_id
     }
 
+    /// How many runs the stream remembers (finished-run updates sent, on-course penalties):
+    /// bounded by the races × participants of the event's export.
+    pub fn remembered_runs(&self) -> usize {
+        self.sent_finish.len() + self.course_pen.len()
+    }
+
     fn resolve<'s>(&mut self, snapshot: &'s Snapshot) -> Option<&'s Event> {
         let event = match &self.binding {
             Some(id) => snapshot.event(id)?,
+            // The event the folder imported an export into last (README: "the event of the
+            // newest export"); before any import since start, the newest such event.
             None => snapshot
-                .events
-                .values()
+                .latest_import
+                .as_deref()
+                .and_then(|id| snapshot.event(id))
                 .filter(|e| e.header.xml_event_id.is_some())
-                .max_by_key(|e| e.header.id)?,
+                .or_else(|| {
+                    snapshot
+                        .events
+                        .values()
+                        .filter(|e| e.header.xml_event_id.is_some())
+                        .max_by_key(|e| e.header.id)
+                })?,
         };
         if self.event_id != event.header.event_id {
             self.event_id = event.header.event_id.clone();
+            // Runs of another event.
+            self.sent_finish.clear();
+            self.course_pen.clear();
         }
         Some(event)
     }
@@ -81,10 +104,12 @@ impl LiveStream {
         match msg {
             Message::OnCourse(oc) => {
                 let update = self.tracker.apply(oc, now_ms);
+                self.counters.oncourse_over_limit = self.tracker.over_limit();
                 if let Some(rider) = &oc.rider {
                     if let Some(pen) = rider.pen_s {
-                        self.course_pen
-                            .insert((rider.race_id.clone(), rider.bib.clone()), (pen, now_ms));
+                        if let Some(run) = known_run(event, rider) {
+                            self.course_pen.insert(run, (pen, now_ms));
+                        }
                     }
                 }
                 let mut inputs = Vec::new();
@@ -117,12 +142,18 @@ impl LiveStream {
     pub fn on_tick(&mut self, now_ms: u64, snapshot: &Snapshot) -> Vec<Input> {
         self.course_pen
             .retain(|_, (_, seen)| now_ms.saturating_sub(*seen) <= PEN_MEMORY_MS);
-        if !self.tracker.expire(now_ms) {
+        let expired = self.tracker.expire(now_ms);
+        let Some(event) = self.resolve(snapshot) else {
             return Vec::new();
-        }
-        match self.resolve(snapshot) {
-            Some(event) => vec![self.oncourse_input(event)],
-            None => Vec::new(),
+        };
+        // A new export may have dropped races or participants.
+        self.sent_finish.retain(|(race, pid), _| {
+            event.races.contains_key(race) && event.participants.contains_key(pid)
+        });
+        if expired {
+            vec![self.oncourse_input(event)]
+        } else {
+            Vec::new()
         }
     }
 
@@ -175,12 +206,14 @@ impl LiveStream {
             return None;
         }
         let time = r.time_ms?;
-        let Some(pid) = participant_of(event, r.participant_id.as_deref(), &r.race_id, &r.bib)
-        else {
+        if !event.races.contains_key(&r.race_id) {
+            return None; // the merge would ignore it too; and it is not remembered
+        }
+        let Some(key) = known_run(event, r) else {
             self.counters.unknown_athletes += 1;
             return None;
         };
-        let key = (r.race_id.clone(), r.bib.clone());
+        let pid = key.1.clone();
         let now = (Some(time), r.pen_s);
         if self.sent_finish.get(&key) == Some(&now) {
             return None;
@@ -257,7 +290,7 @@ impl LiveStream {
             // the penalty seen on course for this run, then a self-consistent row.
             let seen = self
                 .course_pen
-                .get(&(table.race_id.clone(), row.bib.clone()))
+                .get(&(table.race_id.clone(), u.participant_id.clone()))
                 .filter(|(_, at)| now_ms.saturating_sub(*at) <= PEN_MEMORY_MS)
                 .map(|(p, _)| *p);
             let consistent = match (row.pen_s, row.total_ms) {
@@ -327,6 +360,16 @@ pub fn derive_status(races: &[ScheduleRace]) -> Option<EventStatus> {
     } else {
         EventStatus::Draft
     })
+}
+
+/// (race, participant) of a rider when the event knows both: the key of what a stream
+/// remembers per run.
+fn known_run(event: &Event, r: &OnCourseRider) -> Option<(String, String)> {
+    if !event.races.contains_key(&r.race_id) {
+        return None;
+    }
+    let pid = participant_of(event, r.participant_id.as_deref(), &r.race_id, &r.bib)?;
+    Some((r.race_id.clone(), pid))
 }
 
 /// The participant a TCP rider or row stands for: its `Id` when the export knows it, else

@@ -3,15 +3,18 @@
 //!
 //! A session reads `|` frames, parses them, lets [`LiveStream`] turn them into inputs and
 //! sends those to the merge loop in order, waiting for each commit (backpressure: a source
-//! never runs ahead of the database). A connection that stays silent for 10 s is dead
+//! never runs ahead of the database). A connection that receives no byte for 10 s is dead
 //! (Canoe123 sends TimeOfDay every second) and is reconnected with backoff.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::FramedRead;
 
@@ -24,12 +27,20 @@ use crate::shutdown::Shutdown;
 /// The port Canoe123 listens on.
 pub const C123_PORT: u16 = 27333;
 
+/// Listen mode: sessions from one address at most. A venue has one Canoe123 or relay per
+/// address; 4 leaves room for a source reconnecting while its old, half-open session waits
+/// out the 10 s silence timeout.
+pub const DEFAULT_MAX_SESSIONS_PER_IP: usize = 4;
+/// Listen mode: sessions in all at most. Each may hold a partial frame of up to
+/// `max_frame` (4 MiB), so 16 bound the sources' buffers to ~64 MiB.
+pub const DEFAULT_MAX_SESSIONS: usize = 16;
+
 #[derive(Debug, Clone)]
 pub struct TcpSettings {
-    /// The event every frame of this source belongs to; `None`: the newest event imported
-    /// from an XML export (direct mode).
+    /// The event every frame of this source belongs to; `None`: the event the XML folder
+    /// imported an export into last (direct mode).
     pub event_id: Option<String>,
-    /// No frame for this long: the connection is dead.
+    /// No byte received for this long: the connection is dead.
     pub silence: Duration,
     pub max_frame: usize,
     pub backoff_min: Duration,
@@ -38,6 +49,10 @@ pub struct TcpSettings {
     pub auto_status: bool,
     /// Listen mode: accept only these peers (empty: any).
     pub allowed_peers: Vec<IpAddr>,
+    /// Listen mode: open sessions per peer address at most (further ones are refused).
+    pub max_sessions_per_ip: usize,
+    /// Listen mode: open sessions in all at most.
+    pub max_sessions: usize,
 }
 
 impl TcpSettings {
@@ -50,6 +65,8 @@ impl TcpSettings {
             backoff_max: Duration::from_secs(30),
             auto_status: false,
             allowed_peers: Vec::new(),
+            max_sessions_per_ip: DEFAULT_MAX_SESSIONS_PER_IP,
+            max_sessions: DEFAULT_MAX_SESSIONS,
         }
     }
 }
@@ -74,6 +91,10 @@ pub struct SourceStatus {
     pub parse_errors: u64,
     pub connections: u64,
     pub refused_peers: u64,
+    /// Listen mode: sessions open now.
+    pub sessions: u64,
+    /// Listen mode: connections refused because a session cap was reached.
+    pub refused_sessions: u64,
     pub last_error: Option<String>,
     pub unused: LiveCounters,
 }
@@ -200,6 +221,8 @@ pub async fn spawn_listen(
     let st = Arc::clone(&status);
     let join = tokio::spawn(async move {
         let mut sessions = tokio::task::JoinSet::new();
+        let open = Arc::new(Mutex::new(OpenSessions::default()));
+        let mut refusals = RefusalLog::default();
         loop {
             let Some((stream, peer)) = crate::shutdown::accept(&listener, &shutdown).await else {
                 break;
@@ -215,6 +238,16 @@ pub async fn spawn_listen(
                 tracing::warn!(%peer, "TCP source refused: not an allowed address");
                 continue;
             }
+            let slot = match SessionSlot::take(&open, &st, peer_ip, &settings) {
+                Ok(slot) => slot,
+                Err(refusal) => {
+                    // Dropping the stream closes it at once: a refused peer holds nothing.
+                    drop(stream);
+                    update(&st, |s| s.refused_sessions += 1);
+                    refusals.log(peer, &refusal);
+                    continue;
+                }
+            };
             let (settings, merge, st, shutdown) = (
                 settings.clone(),
                 merge.clone(),
@@ -222,6 +255,7 @@ pub async fn spawn_listen(
                 shutdown.clone(),
             );
             sessions.spawn(async move {
+                let _slot = slot;
                 tracing::info!(%peer, "TCP source connected");
                 let end = run_session(stream, &settings, &merge, &st, &shutdown).await;
                 tracing::info!(%peer, reason = %end, "TCP source ended");
@@ -233,6 +267,117 @@ pub async fn spawn_listen(
         update(&st, |s| s.state = "stopped");
     });
     Ok((status, local, join))
+}
+
+/// The sessions a listener has open, per peer address (an address is listed only while it
+/// has one, so the map is bounded by the total cap).
+#[derive(Debug, Default)]
+struct OpenSessions {
+    per_ip: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// Why a connection was refused by the session caps.
+#[derive(Debug)]
+enum Refusal {
+    PerAddress { open: usize },
+    Total { open: usize },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::PerAddress { open } => write!(
+                f,
+                "{open} sessions from this address are open, the most --tcp-max-sessions-per-ip allows"
+            ),
+            Refusal::Total { open } => write!(
+                f,
+                "{open} sessions are open, the most --tcp-max-sessions allows"
+            ),
+        }
+    }
+}
+
+/// One open session's place in [`OpenSessions`], given back when the session ends (however
+/// it ends: the slot lives in the session's task).
+struct SessionSlot {
+    open: Arc<Mutex<OpenSessions>>,
+    status: SharedSourceStatus,
+    ip: IpAddr,
+}
+
+impl SessionSlot {
+    fn take(
+        open: &Arc<Mutex<OpenSessions>>,
+        status: &SharedSourceStatus,
+        ip: IpAddr,
+        settings: &TcpSettings,
+    ) -> Result<SessionSlot, Refusal> {
+        let total = {
+            let mut o = open.lock().unwrap_or_else(|e| e.into_inner());
+            let from_ip = o.per_ip.get(&ip).copied().unwrap_or(0);
+            if from_ip >= settings.max_sessions_per_ip {
+                return Err(Refusal::PerAddress { open: from_ip });
+            }
+            if o.total >= settings.max_sessions {
+                return Err(Refusal::Total { open: o.total });
+            }
+            *o.per_ip.entry(ip).or_insert(0) += 1;
+            o.total += 1;
+            o.total
+        };
+        update(status, |s| s.sessions = total as u64);
+        Ok(SessionSlot {
+            open: Arc::clone(open),
+            status: Arc::clone(status),
+            ip,
+        })
+    }
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let total = {
+            let mut o = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = o.per_ip.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    o.per_ip.remove(&self.ip);
+                }
+            }
+            o.total = o.total.saturating_sub(1);
+            o.total
+        };
+        update(&self.status, |s| s.sessions = total as u64);
+    }
+}
+
+/// Logs refused connections: the first at once, then at most one line per 10 s with the
+/// number refused meanwhile (a connection flood must not flood the journal).
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    fn log(&mut self, peer: SocketAddr, refusal: &Refusal) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+        {
+            self.unlogged += 1;
+            return;
+        }
+        tracing::warn!(
+            %peer,
+            also_refused = self.unlogged,
+            "TCP source refused: {refusal} (more refusals are counted in /metrics, logged at most every 10 s)"
+        );
+        self.last = Some(Instant::now());
+        self.unlogged = 0;
+    }
 }
 
 /// `::ffff:1.2.3.4` is `1.2.3.4`.
@@ -256,11 +401,33 @@ impl std::fmt::Display for SessionEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SessionEnd::Closed => write!(f, "closed by the peer"),
-            SessionEnd::Silent(d) => write!(f, "no frame for {} s", d.as_secs()),
+            SessionEnd::Silent(d) => write!(f, "nothing received for {} s", d.as_secs()),
             SessionEnd::Codec(e) => write!(f, "stream error: {e}"),
             SessionEnd::Shutdown => write!(f, "shutting down"),
             SessionEnd::MergeStopped => write!(f, "merge loop stopped"),
         }
+    }
+}
+
+/// A reader that remembers when it last received bytes: the silence deadline counts from
+/// there, so only the peer can move it (not the session's own timer).
+struct LastReceived<R> {
+    inner: R,
+    at: tokio::time::Instant,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for LastReceived<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.at = tokio::time::Instant::now();
+        }
+        polled
     }
 }
 
@@ -283,13 +450,23 @@ async fn run_session(
         s.connected_since = Some(crate::merge::now_iso());
         s.connections += 1;
     });
-    let mut frames = FramedRead::new(stream, C123Codec::with_max_frame(settings.max_frame));
+    let received = LastReceived {
+        inner: stream,
+        at: tokio::time::Instant::now(),
+    };
+    let mut frames = FramedRead::new(received, C123Codec::with_max_frame(settings.max_frame));
     let mut live = LiveStream::new(settings.event_id.clone(), settings.auto_status);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_error_log: Option<Instant> = None;
     let end = loop {
+        // Recomputed every turn from the last received byte; the tick below must not
+        // restart it (it once did, and a silent peer was never dropped).
+        let silent_at = frames.get_ref().at + settings.silence;
         let next = tokio::select! {
+            // Reading before the deadline: bytes that waited in the socket while a commit
+            // was slow count as received, not as silence.
+            biased;
             _ = shutdown.cancelled() => break SessionEnd::Shutdown,
             _ = tick.tick() => {
                 let inputs = live.on_tick(now_ms(), &merge.snapshot());
@@ -298,13 +475,19 @@ async fn run_session(
                 }
                 continue;
             }
-            next = tokio::time::timeout(settings.silence, frames.next()) => next,
+            next = frames.next() => Some(next),
+            _ = tokio::time::sleep_until(silent_at) => None,
+        };
+        let Some(next) = next else {
+            if frames.get_ref().at + settings.silence <= tokio::time::Instant::now() {
+                break SessionEnd::Silent(settings.silence);
+            }
+            continue; // bytes arrived meanwhile: a later deadline
         };
         let frame = match next {
-            Err(_) => break SessionEnd::Silent(settings.silence),
-            Ok(None) => break SessionEnd::Closed,
-            Ok(Some(Err(e))) => break SessionEnd::Codec(e.to_string()),
-            Ok(Some(Ok(frame))) => frame,
+            None => break SessionEnd::Closed,
+            Some(Err(e)) => break SessionEnd::Codec(e.to_string()),
+            Some(Ok(frame)) => frame,
         };
         let parsed = match frame {
             Frame::Text(text) => parse_frame(&text).map_err(|e| e.to_string()),

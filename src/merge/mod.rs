@@ -90,6 +90,9 @@ pub struct Snapshot {
     pub epoch: String,
     pub events: BTreeMap<String, Arc<Event>>,
     pub committed_at: Instant,
+    /// The event the XML folder imported an export into last (since start): direct-mode
+    /// TCP sources feed it. Kept in memory only; at start the folder is imported again.
+    pub latest_import: Option<String>,
 }
 
 impl Snapshot {
@@ -248,6 +251,7 @@ pub fn start(
         epoch: loaded.epoch,
         events: loaded.events,
         committed_at: Instant::now(),
+        latest_import: None,
     });
     let (tx, rx) = mpsc::channel(settings.channel_capacity.max(1));
     let (snap_tx, snap_rx) = watch::channel(Arc::clone(&snapshot));
@@ -493,6 +497,11 @@ impl MergeLoop {
         let mut new = base;
         apply::merge_export(&mut new, export, strategy);
         let rows = self.commit_events(vec![(existing, Some(new))])?;
+        // Only the folder's exports pick the event TCP feeds: a key holder posting its own
+        // event's export must not redirect the venue's timing.
+        if matches!(origin, XmlOrigin::File(_)) {
+            self.note_latest_import(&wanted_id);
+        }
         tracing::info!(
             event = %wanted_id, created, rows_changed = rows, origin = ?origin,
             "XML export imported"
@@ -503,6 +512,18 @@ impl MergeLoop {
             counts: export.counts(),
             rows_changed: rows,
         })
+    }
+
+    /// Records the event of the latest folder import in the snapshot, also when the export
+    /// changed nothing (then without a commit: it is not stored data).
+    fn note_latest_import(&mut self, event_id: &str) {
+        if self.state.latest_import.as_deref() == Some(event_id) {
+            return;
+        }
+        let mut snapshot = (*self.state).clone();
+        snapshot.latest_import = Some(event_id.to_owned());
+        self.state = Arc::new(snapshot);
+        self.snap_tx.send_replace(Arc::clone(&self.state));
     }
 
     fn new_header(
@@ -705,6 +726,7 @@ impl MergeLoop {
             epoch: self.state.epoch.clone(),
             events,
             committed_at: Instant::now(),
+            latest_import: self.state.latest_import.clone(),
         });
         self.state = Arc::clone(&snapshot);
         self.snap_tx.send_replace(Arc::clone(&snapshot));

@@ -1,0 +1,296 @@
+//! Every string field from outside has a bound, at the parser: TCP frames (a counted parse
+//! error) and the JSON ingest bodies (a 400 naming the field). Ids and times: 64 characters,
+//! names and titles: 200, lists in one attribute (gates): 1024.
+
+mod common;
+
+#[path = "c123_support/frames.rs"]
+mod frames;
+
+use std::time::{Duration, Instant};
+
+use c123_live::c123::frame::{
+    parse_frame, FrameError, Message, MAX_ID_CHARS, MAX_LIST_CHARS, MAX_TEXT_CHARS,
+};
+use common::*;
+use serde_json::json;
+
+fn with_name(name: &str) -> String {
+    frames::ONCOURSE_RUNNING.replace("Name=\"HOLOČEK Čeněk\"", &format!("Name=\"{name}\""))
+}
+
+fn rider_name(frame: &str) -> String {
+    match parse_frame(frame).unwrap().remove(0) {
+        Message::OnCourse(oc) => oc.rider.unwrap().name,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_bounds_are_the_stated_ones() {
+    assert_eq!(
+        (MAX_ID_CHARS, MAX_TEXT_CHARS, MAX_LIST_CHARS),
+        (64, 200, 1024)
+    );
+}
+
+#[test]
+fn frame_names_are_bounded_at_200_characters() {
+    // 200 characters of two bytes each are fine: the bound counts characters.
+    let name = "Č".repeat(200);
+    assert_eq!(rider_name(&with_name(&name)), name);
+    let err = parse_frame(&with_name(&"Č".repeat(201))).unwrap_err();
+    assert_eq!(
+        err,
+        FrameError::TooLong {
+            element: "Participant",
+            attribute: "Name",
+            limit: 200
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "<Participant Name>: longer than 200 characters"
+    );
+    // The report's 4 MiB name.
+    let huge = "a".repeat(4 * 1024 * 1024);
+    assert!(matches!(
+        parse_frame(&with_name(&huge)),
+        Err(FrameError::TooLong {
+            attribute: "Name",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn frame_ids_are_bounded_at_64_characters() {
+    let frame = |race: &str| {
+        frames::ONCOURSE_RUNNING.replace("RaceId=\"K1M_ST_BR2_6\"", &format!("RaceId=\"{race}\""))
+    };
+    assert!(parse_frame(&frame(&"R".repeat(64))).is_ok());
+    assert!(matches!(
+        parse_frame(&frame(&"R".repeat(65))),
+        Err(FrameError::TooLong {
+            attribute: "RaceId",
+            limit: 64,
+            ..
+        })
+    ));
+    let id = frames::ONCOURSE_RUNNING
+        .replace("Id=\"30034.K1M_ST\"", &format!("Id=\"{}\"", "9".repeat(65)));
+    assert!(matches!(
+        parse_frame(&id),
+        Err(FrameError::TooLong {
+            attribute: "Id",
+            ..
+        })
+    ));
+    let bib = frames::ONCOURSE_RUNNING.replace("Bib=\"9\"", &format!("Bib=\"{}\"", "9".repeat(65)));
+    assert!(matches!(
+        parse_frame(&bib),
+        Err(FrameError::TooLong {
+            attribute: "Bib",
+            ..
+        })
+    ));
+    // Results rows and tables, TVS, Schedule.
+    let results = frames::RESULTS_FR_HO_BR1.replace(
+        "ClassId=\"FR_HO\"",
+        &format!("ClassId=\"{}\"", "C".repeat(65)),
+    );
+    assert!(matches!(
+        parse_frame(&results),
+        Err(FrameError::TooLong {
+            element: "Results",
+            attribute: "ClassId",
+            ..
+        })
+    ));
+    let row = frames::RESULTS_FR_HO_BR1.replacen(
+        "Club=\"Klub Kanoistika Roudnice n.L.\"",
+        &format!("Club=\"{}\"", "k".repeat(201)),
+        1,
+    );
+    assert!(matches!(
+        parse_frame(&row),
+        Err(FrameError::TooLong {
+            element: "Participant",
+            attribute: "Club",
+            ..
+        })
+    ));
+    let tvs = frames::TVS_BOTH.replace(
+        "Even_RaceId=\"K1M_ST_BR2_6\"",
+        &format!("Even_RaceId=\"{}\"", "r".repeat(65)),
+    );
+    assert!(matches!(
+        parse_frame(&tvs),
+        Err(FrameError::TooLong {
+            attribute: "Even_RaceId",
+            ..
+        })
+    ));
+    let schedule = frames::SCHEDULE.replacen(
+        "MainTitle=\"K1m - střední trať\"",
+        &format!("MainTitle=\"{}\"", "t".repeat(201)),
+        1,
+    );
+    assert!(matches!(
+        parse_frame(&schedule),
+        Err(FrameError::TooLong {
+            element: "Race",
+            attribute: "MainTitle",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn frame_lists_and_texts_are_bounded() {
+    let gates = |n: usize| {
+        let g = vec!["0"; n].join(",");
+        frames::ONCOURSE_RUNNING.replace(
+            "Gates=\"0,0,0,2,0,0,50,,,,,,,,,,,,,,,,,\"",
+            &format!("Gates=\"{g}\""),
+        )
+    };
+    assert!(parse_frame(&gates(512)).is_ok(), "1023 characters");
+    assert!(matches!(
+        parse_frame(&gates(513)),
+        Err(FrameError::TooLong {
+            attribute: "Gates",
+            limit: 1024,
+            ..
+        })
+    ));
+    let tod = format!(
+        "<Canoe123 System=\"Main\"><TimeOfDay>{}</TimeOfDay></Canoe123>",
+        "1".repeat(65)
+    );
+    assert!(matches!(
+        parse_frame(&tod),
+        Err(FrameError::TooLong {
+            element: "TimeOfDay",
+            ..
+        })
+    ));
+}
+
+/// Over TCP an over-long field is a counted parse error and nothing of the frame is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_tcp_field_is_a_counted_parse_error() {
+    use c123_live::ingest::tcp::{self, TcpSettings};
+    use c123_live::merge::{self, MergeSettings, XmlOrigin, XmlTarget};
+    use c123_live::store::{Store, Synchronous};
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("live.db"), Synchronous::Off).unwrap();
+    let (merge, _join) = merge::start(store, MergeSettings::default()).unwrap();
+    c123_live::ingest::import_bytes(
+        &merge,
+        fixture_xml().into_bytes(),
+        XmlTarget::ByExport {
+            event_id: Some("ev".into()),
+        },
+        XmlOrigin::Cli,
+    )
+    .await
+    .unwrap();
+    let seq = merge.snapshot().event("ev").unwrap().header.seq;
+    let shutdown = c123_live::shutdown::Shutdown::new();
+    let (status, addr, _task) = tcp::spawn_listen(
+        "127.0.0.1:0".parse().unwrap(),
+        TcpSettings::new(Some("ev".into())),
+        merge.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("{}|", with_name(&"a".repeat(1024 * 1024))).as_bytes())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status.lock().unwrap().parse_errors < 1 {
+        assert!(Instant::now() < deadline, "the parse error was counted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let event = merge.snapshot().event("ev").unwrap().clone();
+    assert_eq!(event.header.seq, seq, "nothing changed");
+    assert!(event.oncourse.is_empty());
+    shutdown.cancel();
+}
+
+/// The JSON ingest bodies: a 400 naming the field, nothing stored; at the bound accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlong_json_fields_are_refused_naming_the_field() {
+    let s = start().await;
+    let key = s.create_event("F").await;
+    assert_eq!(s.import_fixture(&key).await.0, 200);
+    s.walk_to("F", &key, "running").await;
+    let entry = |name: String, race: &str| {
+        json!({"oncourse": [{"participantId": "30034.K1M_ST", "raceId": race, "bib": 9,
+            "name": name, "position": 1, "time": 4500}]})
+    };
+    let cases = [
+        (
+            entry("n".repeat(201), "K1M_ST_BR2_6"),
+            "oncourse[0].name: longer than 200 characters",
+        ),
+        (
+            entry("ok".into(), &"R".repeat(65)),
+            "oncourse[0].raceId: longer than 64 characters",
+        ),
+        (
+            json!({"oncourse": [{"participantId": "30034.K1M_ST", "raceId": "K1M_ST_BR2_6", "bib": 9,
+                "ttbName": "t".repeat(201)}]}),
+            "oncourse[0].ttbName: longer than 200 characters",
+        ),
+    ];
+    for (body, message) in cases {
+        let (st, resp) = s.post_ingest("/api/v1/ingest/oncourse", &key, body).await;
+        assert_eq!(st, 400, "{resp}");
+        assert_eq!(resp["error"], "InvalidRequest");
+        assert_eq!(resp["message"], message);
+    }
+    let (_, oc) = s.get("/api/v1/events/F/oncourse").await;
+    assert_eq!(oc["oncourse"], json!([]), "nothing stored");
+    let (st, resp) = s
+        .post_ingest(
+            "/api/v1/ingest/oncourse",
+            &key,
+            entry("Č".repeat(200), "K1M_ST_BR2_6"),
+        )
+        .await;
+    assert_eq!(st, 200, "{resp}");
+
+    let (_, before) = s.get("/api/v1/events/F/results/K1M_ST_BR2_6").await;
+    for (field, value, message) in [
+        (
+            "participantId",
+            "p".repeat(65),
+            "results[0].participantId: longer than 64 characters",
+        ),
+        (
+            "dtStart",
+            "1".repeat(65),
+            "results[0].dtStart: longer than 64 characters",
+        ),
+        (
+            "status",
+            "D".repeat(65),
+            "results[0].status: longer than 64 characters",
+        ),
+    ] {
+        let mut row = json!({"raceId": "K1M_ST_BR2_6", "participantId": "30034.K1M_ST", "bib": 9, "time": 9000});
+        row[field] = json!(value);
+        let (st, resp) = s
+            .post_ingest("/api/v1/ingest/results", &key, json!({"results": [row]}))
+            .await;
+        assert_eq!(st, 400, "{resp}");
+        assert_eq!(resp["message"], message);
+    }
+    let (_, after) = s.get("/api/v1/events/F/results/K1M_ST_BR2_6").await;
+    assert_eq!(before, after, "nothing stored");
+}
