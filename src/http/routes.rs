@@ -69,7 +69,8 @@ pub async fn handle(req: Request<Incoming>, state: AppState) -> Resp {
         resp.headers_mut()
             .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
-    if gzip_ok && method != Method::HEAD {
+    // HEAD too: its headers (Content-Encoding, Content-Length) must be those of GET.
+    if gzip_ok {
         resp = compress_json(resp).await;
     }
     state
@@ -297,7 +298,20 @@ async fn read_body(
             return Err(ApiError::too_large(limit));
         }
     }
-    match Limited::new(body, limit).collect().await {
+    // Requests built without the server (unit tests) get the default deadline.
+    let deadline = parts
+        .extensions
+        .get::<super::BodyDeadline>()
+        .map(|d| d.0)
+        .unwrap_or_else(|| tokio::time::Instant::now() + super::DEFAULT_BODY_READ_TIMEOUT);
+    let collected = tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await;
+    let Ok(collected) = collected else {
+        return Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            "The request body did not arrive in time",
+        ));
+    };
+    match collected {
         Ok(c) => Ok((parts, c.to_bytes())),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -428,9 +442,13 @@ struct Created {
     validity: Validity,
 }
 
-/// Event ids appear in URLs: 1–100 characters of `A-Z a-z 0-9 . _ -`.
-fn valid_event_id(id: &str) -> bool {
+/// Event ids appear in URLs: 1–100 characters of `A-Z a-z 0-9 . _ -` (RFC 3986 unreserved,
+/// so never percent-encoded), except `.` and `..`: clients remove those dot-segments from a
+/// URL path (RFC 3986 §5.2.4), so such an event could never be reached.
+pub fn valid_event_id(id: &str) -> bool {
     !id.is_empty()
+        && id != "."
+        && id != ".."
         && id.len() <= 100
         && id
             .bytes()
@@ -534,7 +552,7 @@ pub fn parse_create_body(body: &[u8]) -> Result<NewEvent, ApiError> {
     }
     if !valid_event_id(&event_id) {
         return Err(ApiError::invalid(
-            "eventId: use 1-100 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+            "eventId: use 1-100 characters of A-Z, a-z, 0-9, '.', '_' and '-' (not '.' or '..')",
         ));
     }
     let main_title = text_field("mainTitle", Some(b.main_title))?
