@@ -52,7 +52,10 @@ async fn request_heads_are_capped_at_exactly_64_kib() {
     assert_eq!(MAX_HEAD_BYTES, 64 * 1024);
     let s = start().await;
     let r = raw_exchange(&s, head_of_len(MAX_HEAD_BYTES).as_bytes()).await;
-    assert!(r.starts_with("HTTP/1.1 200"), "a head of exactly 64 KiB: {r:.80}");
+    assert!(
+        r.starts_with("HTTP/1.1 200"),
+        "a head of exactly 64 KiB: {r:.80}"
+    );
     for len in [MAX_HEAD_BYTES + 1, MAX_HEAD_BYTES + 4096, 100_000] {
         let r = raw_exchange(&s, head_of_len(len).as_bytes()).await;
         assert!(
@@ -131,7 +134,10 @@ async fn accept_encoding_quality_values_follow_rfc_9110() {
         "deflate, br",
         "",
     ] {
-        assert!(!gzipped(ae).await, "Accept-Encoding: {ae:?} must not get gzip");
+        assert!(
+            !gzipped(ae).await,
+            "Accept-Encoding: {ae:?} must not get gzip"
+        );
     }
     for ae in [
         "gzip",
@@ -185,7 +191,10 @@ async fn dot_segment_event_ids_are_refused() {
 /// default whole-body deadline has passed, instead of holding the connection for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_body_is_cut_at_the_default_deadline() {
-    assert_eq!(HttpSettings::default().body_read_timeout, DEFAULT_BODY_READ_TIMEOUT);
+    assert_eq!(
+        HttpSettings::default().body_read_timeout,
+        DEFAULT_BODY_READ_TIMEOUT
+    );
     assert_eq!(DEFAULT_BODY_READ_TIMEOUT, Duration::from_secs(30));
     let s = start().await;
     let key = running_event(&s, "SLOW").await;
@@ -212,7 +221,10 @@ async fn a_slow_body_is_cut_at_the_default_deadline() {
     .await;
     let elapsed = started.elapsed();
     trickle.abort();
-    assert!(read.is_ok(), "the connection was still open after {elapsed:?}");
+    assert!(
+        read.is_ok(),
+        "the connection was still open after {elapsed:?}"
+    );
     let r = String::from_utf8_lossy(&buf);
     println!("slow body answered after {elapsed:?}: {:.60}", r);
     assert!(r.starts_with("HTTP/1.1 408"), "{r}");

@@ -962,6 +962,7 @@ async fn ingest_xml_inner(req: Request<Incoming>, state: &AppState) -> Res {
         .await
         .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("XML parser failed: {e}")))?
         .map_err(|e| ApiError::invalid(format!("Invalid XML: {e}")))?;
+    export.note_unknown_statuses("ingest/xml");
     let outcome = state
         .merge
         .send(Input::Xml {
@@ -1150,8 +1151,6 @@ struct ResultIn {
     dt_finish: Option<Option<String>>,
 }
 
-const STATUSES: [&str; 7] = ["DNS", "DNF", "DSQ", "CAP", "RAL", "DNQ", "*"];
-
 /// The body of `POST /api/v1/ingest/results`, decoded and validated into domain updates
 /// (ms, s; `null` clears, omitted leaves). Pure (fuzzed).
 pub fn parse_results_body(body: &[u8]) -> Result<Vec<ResultUpdate>, ApiError> {
@@ -1167,23 +1166,15 @@ pub fn parse_results_body(body: &[u8]) -> Result<Vec<ResultUpdate>, ApiError> {
         let f = |name: &str| format!("results[{i}].{name}");
         nonempty(&f("raceId"), &r.race_id)?;
         nonempty(&f("participantId"), &r.participant_id)?;
+        // Any status the timing system sends is taken (Canoe123 may add codes): one unknown
+        // value must not refuse the whole batch (c123-server would stop pushing).
         let status = match r.status {
             None => None,
             Some(None) => Some(None),
-            Some(Some(s)) => {
-                let s = s.trim().to_ascii_uppercase();
-                if s.is_empty() {
-                    Some(None)
-                } else if STATUSES.contains(&s.as_str()) {
-                    Some(Some(s))
-                } else {
-                    return Err(ApiError::invalid(format!(
-                        "{}: '{s}' is not one of {}",
-                        f("status"),
-                        STATUSES.join(", ")
-                    )));
-                }
-            }
+            Some(Some(s)) => Some(
+                crate::result_status::normalize(&s)
+                    .map_err(|e| ApiError::invalid(format!("{}: {e}", f("status"))))?,
+            ),
         };
         let pen_s = match r.pen {
             None => None,
@@ -1237,6 +1228,10 @@ async fn ingest_results_inner(req: Request<Incoming>, state: &AppState) -> Res {
     let event = check_api_key(req.headers(), &state.merge.snapshot())?;
     let (_, body) = read_body(req, state.settings.body_limit).await?;
     let updates = parse_results_body(&body)?;
+    let statuses: Vec<String> = updates
+        .iter()
+        .filter_map(|u| u.status.clone().flatten())
+        .collect();
     let outcome = state
         .merge
         .send(Input::Results {
@@ -1245,6 +1240,9 @@ async fn ingest_results_inner(req: Request<Incoming>, state: &AppState) -> Res {
             via: Via::IngestApi,
         })
         .await?;
+    for s in &statuses {
+        crate::result_status::unknown().note(s, "ingest/results");
+    }
     match outcome {
         Outcome::Results {
             ignored_no_xml: true,
