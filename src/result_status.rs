@@ -150,4 +150,51 @@ mod tests {
         assert_eq!(t.count(), 3 + 2 * MAX_REMEMBERED_UNKNOWN as u64);
         assert_eq!(t.remembered(), MAX_REMEMBERED_UNKNOWN, "bounded");
     }
+
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_new_value_is_logged_once() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let t = UnknownStatuses::default();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..5 {
+                t.note("OVT", "test");
+                t.note("DNF", "test");
+                t.note("zz\u{1b}[31m", "test");
+            }
+            for i in 0..(MAX_REMEMBERED_UNKNOWN + 10) {
+                t.note(&format!("U{i}"), "test");
+            }
+        });
+        let log = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("\"OVT\"").count(), 1, "{log}");
+        assert!(!log.contains("DNF"), "known codes are not logged");
+        assert!(
+            !log.contains('\u{1b}'),
+            "outside text is escaped in the log"
+        );
+        assert_eq!(
+            log.matches("not a known code").count(),
+            MAX_REMEMBERED_UNKNOWN,
+            "{log}"
+        );
+        assert_eq!(log.matches("counted, not logged").count(), 1, "{log}");
+    }
 }
