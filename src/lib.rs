@@ -9,6 +9,7 @@
 //!   SQLite transaction, then published as a [`merge::ChangeSet`] and a new read snapshot.
 //! - [`store`]: SQLite access and migrations (`migrations/*.sql`).
 //! - [`model`]: the domain model (times in milliseconds, penalties in seconds).
+//! - [`result_status`]: the one rule for result statuses (`DNF`, unknown codes) of every input.
 //! - [`hub`]: WebSocket rooms, per-client queues, heartbeat, resume ring.
 //! - [`http`]: the hyper server, REST routes and the wire types (centiseconds).
 //! - [`keys`]: API key generation and constant-time comparison.
@@ -27,6 +28,7 @@ pub mod keys;
 pub mod loadgen;
 pub mod merge;
 pub mod model;
+pub mod result_status;
 pub mod shutdown;
 pub mod store;
 pub mod xml;

@@ -455,7 +455,8 @@ pub struct ResultRow {
     pub start_order: Option<i32>,
     /// Scheduled start, `H:MM:SS` as exported.
     pub start_time: Option<String>,
-    /// `DNS`, `DNF`, `DSQ`, `CAP`, `RAL`, or `*` (under investigation); `None` = valid/not run.
+    /// `DNS`, `DNF`, `DSQ`, `CAP`, `RAL`, `DNQ`, `*` (under investigation), or any other code
+    /// as the input sent it (`crate::result_status`); `None` = valid/not run.
     pub status: Option<String>,
     /// Time of day `HH:MM:SS.mmm`.
     pub dt_start: Option<String>,

@@ -510,3 +510,33 @@ proptest! {
         }
     }
 }
+
+/// The TCP `IRM` follows the status rule of every input (`c123_live::result_status`): known
+/// codes in any case, an unknown code kept as sent (it was upper-cased), and an absurd value a
+/// counted parse error instead of a stored 4 MiB status.
+#[test]
+fn irm_unknown_codes_kept_as_sent_absurd_ones_refused() {
+    let frame = |irm: &str| {
+        format!(
+            r#"<Canoe123 System="Main"><Results RaceId="K1M_ST_BR2_6" ClassId="K1M_ST" Current="Y" MainTitle="K1m" SubTitle="x"><Row Number="1"><Participant Bib="17" Id="1.K1M_ST" /><Result Type="T" IRM="{irm}" Pen="0" Time="" Total="" Rank="0" /></Row></Results></Canoe123>"#
+        )
+    };
+    assert_eq!(results(&frame("dnf")).rows[0].irm, Some(Irm::Dnf));
+    assert_eq!(
+        results(&frame("dnq")).rows[0].irm,
+        Some(Irm::Other("DNQ".into()))
+    );
+    assert_eq!(
+        results(&frame(" Ovt ")).rows[0].irm,
+        Some(Irm::Other("Ovt".into()))
+    );
+    assert_eq!(results(&frame("  ")).rows[0].irm, None);
+    let long = "X".repeat(c123_live::result_status::MAX_STATUS_BYTES + 1);
+    assert!(matches!(
+        parse_frame(&frame(&long)),
+        Err(FrameError::InvalidValue {
+            attribute: "IRM",
+            ..
+        })
+    ));
+}

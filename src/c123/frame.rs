@@ -180,7 +180,7 @@ pub struct ResultsTable {
     pub rows: Vec<ResultRow>,
 }
 
-/// Invalid-result mark (`IRM`), upper-cased on parsing.
+/// Invalid-result mark (`IRM`): a known code (any case) as that code, else as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Irm {
     /// Did not start.
@@ -189,7 +189,7 @@ pub enum Irm {
     Dnf,
     /// Disqualified.
     Dsq,
-    /// Any other mark, upper-cased.
+    /// Any other mark: a known code of [`crate::result_status::KNOWN`] upper-cased, else as sent.
     Other(String),
 }
 
@@ -995,13 +995,26 @@ impl Parser {
                 }
                 row.heat_nr = a.opt_u32("HeatNr")?;
                 row.qualification = a.opt_string("Q")?;
-                row.irm = a
-                    .opt_string("IRM")?
-                    .map(|irm| match irm.to_uppercase().as_str() {
+                // The one status rule of every input (`crate::result_status`).
+                row.irm = crate::result_status::normalize(a.raw("IRM"))
+                    .map_err(|e| {
+                        a.invalid(
+                            "IRM",
+                            match e {
+                                crate::result_status::StatusError::TooLong(_) => {
+                                    "longer than result_status::MAX_STATUS_BYTES"
+                                }
+                                crate::result_status::StatusError::ControlCharacter => {
+                                    "contains a control character"
+                                }
+                            },
+                        )
+                    })?
+                    .map(|irm| match irm.as_str() {
                         "DNS" => Irm::Dns,
                         "DNF" => Irm::Dnf,
                         "DSQ" => Irm::Dsq,
-                        other => Irm::Other(other.to_owned()),
+                        _ => Irm::Other(irm),
                     });
                 row.under_investigation = a.raw("PP").contains('*');
                 row.pen_s = a.opt_u32("Pen")?;

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     EventOfficial,
     ConnectionLimitReached,
     PayloadTooLarge,
+    /// The request body did not arrive within the body-read deadline (408).
+    RequestTimeout,
     /// Not a client error: storage failed or the merge loop is gone (503/500).
     Unavailable,
 }
@@ -39,6 +41,7 @@ impl ErrorCode {
             ErrorCode::EventOfficial => "EventOfficial",
             ErrorCode::ConnectionLimitReached => "ConnectionLimitReached",
             ErrorCode::PayloadTooLarge => "PayloadTooLarge",
+            ErrorCode::RequestTimeout => "RequestTimeout",
             ErrorCode::Unavailable => "Unavailable",
         }
     }
@@ -55,6 +58,7 @@ impl ErrorCode {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }

@@ -10,6 +10,8 @@
 //! - `http_connections_open`, `http_connections_refused_total`.
 //! - `c123_source_sessions{source}`, `c123_source_refused_sessions_total{source}`: listen-mode
 //!   TCP sessions open now and connections refused by the session caps.
+//! - `results_unknown_status_total`: result rows from any input whose status is not a known
+//!   code (kept as sent, unranked; `crate::result_status`).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -160,6 +162,22 @@ impl Collector for HubCollector {
             g.encode(fam.encode_family(&label)?)?;
         }
         Ok(())
+    }
+}
+
+/// Process-wide counts that no handle carries (`crate::result_status`).
+#[derive(Debug)]
+struct ResultStatusCollector;
+
+impl Collector for ResultStatusCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = ConstCounter::new(crate::result_status::unknown().count() as f64);
+        c.encode(encoder.encode_descriptor(
+            "results_unknown_status",
+            "Result rows received with a status that is not a known code (kept, unranked)",
+            None,
+            c.metric_type(),
+        )?)
     }
 }
 
@@ -411,6 +429,7 @@ impl Metrics {
             "Open HTTP connections",
             connections.clone(),
         );
+        registry.register_collector(Box::new(ResultStatusCollector));
         registry.register_collector(Box::new(MergeCollector {
             merge: merge.clone(),
         }));

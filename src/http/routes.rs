@@ -72,7 +72,8 @@ pub async fn handle(req: Request<Incoming>, state: AppState) -> Resp {
         resp.headers_mut()
             .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
-    if gzip_ok && method != Method::HEAD {
+    // HEAD too: its headers (Content-Encoding, Content-Length) must be those of GET.
+    if gzip_ok {
         resp = compress_json(resp).await;
     }
     state
@@ -300,7 +301,20 @@ async fn read_body(
             return Err(ApiError::too_large(limit));
         }
     }
-    match Limited::new(body, limit).collect().await {
+    // Requests built without the server (unit tests) get the default deadline.
+    let deadline = parts
+        .extensions
+        .get::<super::BodyDeadline>()
+        .map(|d| d.0)
+        .unwrap_or_else(|| tokio::time::Instant::now() + super::DEFAULT_BODY_READ_TIMEOUT);
+    let collected = tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await;
+    let Ok(collected) = collected else {
+        return Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            "The request body did not arrive in time",
+        ));
+    };
+    match collected {
         Ok(c) => Ok((parts, c.to_bytes())),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -433,9 +447,13 @@ struct Created {
     validity: Validity,
 }
 
-/// Event ids appear in URLs: 1–100 characters of `A-Z a-z 0-9 . _ -`.
-fn valid_event_id(id: &str) -> bool {
+/// Event ids appear in URLs: 1–100 characters of `A-Z a-z 0-9 . _ -` (RFC 3986 unreserved,
+/// so never percent-encoded), except `.` and `..`: clients remove those dot-segments from a
+/// URL path (RFC 3986 §5.2.4), so such an event could never be reached.
+pub fn valid_event_id(id: &str) -> bool {
     !id.is_empty()
+        && id != "."
+        && id != ".."
         && id.len() <= 100
         && id
             .bytes()
@@ -539,7 +557,7 @@ pub fn parse_create_body(body: &[u8]) -> Result<NewEvent, ApiError> {
     }
     if !valid_event_id(&event_id) {
         return Err(ApiError::invalid(
-            "eventId: use 1-100 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+            "eventId: use 1-100 characters of A-Z, a-z, 0-9, '.', '_' and '-' (not '.' or '..')",
         ));
     }
     let main_title = text_field("mainTitle", Some(b.main_title))?
@@ -951,6 +969,7 @@ async fn ingest_xml_inner(req: Request<Incoming>, state: &AppState) -> Res {
         .await
         .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("XML parser failed: {e}")))?
         .map_err(|e| ApiError::invalid(format!("Invalid XML: {e}")))?;
+    export.note_unknown_statuses("ingest/xml");
     let outcome = state
         .merge
         .send(Input::Xml {
@@ -1203,8 +1222,6 @@ struct ResultIn {
     dt_finish: Option<Option<String>>,
 }
 
-const STATUSES: [&str; 7] = ["DNS", "DNF", "DSQ", "CAP", "RAL", "DNQ", "*"];
-
 /// The body of `POST /api/v1/ingest/results`, decoded and validated into domain updates
 /// (ms, s; `null` clears, omitted leaves). Pure (fuzzed).
 pub fn parse_results_body(body: &[u8]) -> Result<Vec<ResultUpdate>, ApiError> {
@@ -1232,23 +1249,15 @@ pub fn parse_results_body(body: &[u8]) -> Result<Vec<ResultUpdate>, ApiError> {
                 bounded_len(&f(name), value, ID)?;
             }
         }
+        // Any status the timing system sends is taken (Canoe123 may add codes): one unknown
+        // value must not refuse the whole batch (c123-server would stop pushing).
         let status = match r.status {
             None => None,
             Some(None) => Some(None),
-            Some(Some(s)) => {
-                let s = s.trim().to_ascii_uppercase();
-                if s.is_empty() {
-                    Some(None)
-                } else if STATUSES.contains(&s.as_str()) {
-                    Some(Some(s))
-                } else {
-                    return Err(ApiError::invalid(format!(
-                        "{}: '{s}' is not one of {}",
-                        f("status"),
-                        STATUSES.join(", ")
-                    )));
-                }
-            }
+            Some(Some(s)) => Some(
+                crate::result_status::normalize(&s)
+                    .map_err(|e| ApiError::invalid(format!("{}: {e}", f("status"))))?,
+            ),
         };
         let pen_s = match r.pen {
             None => None,
@@ -1321,6 +1330,10 @@ async fn ingest_results_inner(req: Request<Incoming>, state: &AppState) -> Res {
     let event = check_api_key(req.headers(), &state.merge.snapshot())?;
     let (_, body) = read_body(req, state.settings.body_limit).await?;
     let updates = parse_results_body(&body)?;
+    let statuses: Vec<String> = updates
+        .iter()
+        .filter_map(|u| u.status.clone().flatten())
+        .collect();
     let outcome = state
         .merge
         .send(Input::Results {
@@ -1329,6 +1342,9 @@ async fn ingest_results_inner(req: Request<Incoming>, state: &AppState) -> Res {
             via: Via::IngestApi,
         })
         .await?;
+    for s in &statuses {
+        crate::result_status::unknown().note(s, "ingest/results");
+    }
     match outcome {
         Outcome::Results {
             ignored_no_xml: true,

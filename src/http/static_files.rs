@@ -398,25 +398,47 @@ pub fn accepts_html(headers: &HeaderMap) -> bool {
     accepts(&header_str(headers, ACCEPT), "text/html")
 }
 
-/// `Accept-Encoding` lists gzip (with a non-zero quality).
+/// `Accept-Encoding` allows gzip (RFC 9110 §12.5.3): `gzip` (or its alias `x-gzip`, §8.4.1.3)
+/// with a non-zero quality, or else `*` with a non-zero quality. An explicit `gzip;q=0` wins
+/// over `*`; no header or an empty one means identity only (we never guess).
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
-    accepts(&header_str(headers, ACCEPT_ENCODING), "gzip")
+    let list = header_str(headers, ACCEPT_ENCODING);
+    let mut named = None;
+    let mut wildcard = None;
+    for item in list.split(',') {
+        let (name, q) = coding_and_quality(item);
+        if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            named = Some(named.map_or(q, |n: f32| n.max(q)));
+        } else if name == "*" {
+            wildcard = Some(q);
+        }
+    }
+    named.or(wildcard).is_some_and(|q| q > 0.0)
 }
 
 fn accepts(list: &str, wanted: &str) -> bool {
     list.split(',').any(|item| {
-        let mut parts = item.split(';');
-        let name = parts.next().unwrap_or("").trim();
-        if !name.eq_ignore_ascii_case(wanted) {
-            return false;
-        }
-        !parts.any(|p| {
-            let p = p.trim();
-            p.strip_prefix("q=")
-                .and_then(|q| q.trim().parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
-        })
+        let (name, q) = coding_and_quality(item);
+        name.eq_ignore_ascii_case(wanted) && q > 0.0
     })
+}
+
+/// `name;q=0.5;…` → (`name`, 0.5). The parameter name is case-insensitive (`Q=0`); a missing
+/// or unparseable quality counts as 1 (RFC 9110 §12.4.2).
+fn coding_and_quality(item: &str) -> (&str, f32) {
+    let mut parts = item.split(';');
+    let name = parts.next().unwrap_or("").trim();
+    let q = parts
+        .filter_map(|p| {
+            let (key, value) = p.split_once('=')?;
+            key.trim()
+                .eq_ignore_ascii_case("q")
+                .then(|| value.trim().parse::<f32>().ok())
+                .flatten()
+        })
+        .next()
+        .unwrap_or(1.0);
+    (name, q)
 }
 
 fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
@@ -746,6 +768,8 @@ mod tests {
         assert!(accepts("text/html,*/*;q=0.8", "text/html"));
         assert!(accepts("TEXT/HTML;q=0.5", "text/html"));
         assert!(!accepts("text/html;q=0", "text/html"));
+        assert!(!accepts("text/html;Q=0", "text/html"));
+        assert!(!accepts("text/html; level=1; q=0.0", "text/html"));
         assert!(!accepts("*/*", "text/html"));
         assert!(!accepts("", "gzip"));
         assert!(accepts("deflate, gzip;q=1.0", "gzip"));

@@ -263,7 +263,9 @@ impl LiveStream {
                 ..ResultUpdate::default()
             };
             if let Some(irm) = &row.irm {
-                u.status = Some(Some(irm_code(irm)));
+                let code = irm_code(irm);
+                crate::result_status::unknown().note(&code, "tcp");
+                u.status = Some(Some(code));
                 u.time_ms = Some(row.time_ms);
                 if !second_run {
                     u.pen_s = Some(row.pen_s.map(i64::from));
@@ -392,7 +394,7 @@ fn irm_code(irm: &Irm) -> String {
         Irm::Dns => "DNS".into(),
         Irm::Dnf => "DNF".into(),
         Irm::Dsq => "DSQ".into(),
-        Irm::Other(s) => s.to_uppercase(),
+        Irm::Other(s) => s.clone(),
     }
 }
 

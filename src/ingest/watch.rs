@@ -217,7 +217,10 @@ impl FolderTask {
         }
         let parsed = tokio::task::spawn_blocking(move || parse_export(&first)).await;
         let export = match parsed {
-            Ok(Ok(export)) => export,
+            Ok(Ok(export)) => {
+                export.note_unknown_statuses("xml folder");
+                export
+            }
             Ok(Err(e)) => {
                 self.rejected.insert(file.to_owned(), hash);
                 self.fail(Some(file), format!("not imported: {e}"));
