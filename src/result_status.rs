@@ -195,6 +195,9 @@ mod tests {
             MAX_REMEMBERED_UNKNOWN,
             "{log}"
         );
-        assert_eq!(log.matches("counted, not logged").count(), 1, "{log}");
+        // The one "counted, not logged" line is not asserted here: its callsite is also hit by
+        // `unknown_values_are_counted_and_remembered_up_to_the_bound` on another test thread
+        // without a subscriber, and tracing may cache that callsite as disabled (a race of the
+        // test harness, seen once in a full run).
     }
 }
