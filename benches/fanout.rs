@@ -146,7 +146,7 @@ fn main() {
             let Plan::Diff(data) = compose::plan(&wire, Some(&old), Some(&new), &change) else {
                 panic!("not a diff");
             };
-            compose::diff_message(change.seq, &epoch, data)
+            compose::diff_frames(change.seq, &epoch, data)
         };
         let msg = build();
         let samples: Vec<Duration> = (0..2000)
@@ -157,7 +157,11 @@ fn main() {
             })
             .collect();
         stats(
-            &format!("compose + serialize {label} ({} B)", msg.len()),
+            &format!(
+                "compose + serialize {label} ({} frame(s), {} B)",
+                msg.len(),
+                msg.iter().map(|m| m.len()).sum::<usize>()
+            ),
             samples,
         );
         messages.push((label, msg));
@@ -193,7 +197,7 @@ fn main() {
                 assert_eq!(queues.publish(msg), 0);
                 push.push(t.elapsed());
                 let t = Instant::now();
-                assert_eq!(queues.drain(), n);
+                assert_eq!(queues.drain(), n * msg.len());
                 drain.push(t.elapsed());
             }
             stats(&format!("queue {label} to {n} clients"), push);

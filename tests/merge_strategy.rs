@@ -146,13 +146,13 @@ async fn per_event_strategy_overrides_the_default() {
     let (_d, h) = start(MergeStrategy::TcpWins).await;
     let xml = fixture();
     import(&h, &xml).await;
-    let config = c123_live::model::EventConfig {
+    let patch = c123_live::model::EventConfig {
         merge_strategy: Some(MergeStrategy::XmlWins),
         ..Default::default()
     };
     h.send(Input::Admin(AdminCommand::SetConfig {
         event_id: "ev".into(),
-        config,
+        patch,
     }))
     .await
     .unwrap();

@@ -445,7 +445,7 @@ fn run(
         let _ = merge
             .send(Input::Admin(AdminCommand::SetConfig {
                 event_id: "ev".into(),
-                config: case.config,
+                patch: case.config,
             }))
             .await;
         let body = serde_json::to_vec(&case.updates).unwrap();

@@ -278,3 +278,102 @@ async fn a_deleted_file_changes_nothing_and_watching_goes_on() {
     rig.until("next file imported", |r| r.imports() == 2).await;
     assert_eq!(rig.seq(), seq.map(|s| s + 1));
 }
+
+/// A watcher with its own merge loop on `db`, watching `folder` (event mode, event `ev`).
+async fn watch_folder(db: &Path, folder: &Path) -> (MergeHandle, SharedWatcherStatus, Shutdown) {
+    let store = Store::open(db, Synchronous::Off).unwrap();
+    let (merge, _join) = merge::start(store, MergeSettings::default()).unwrap();
+    let mut settings = WatchSettings::new(folder.to_owned());
+    settings.event = Some("ev".into());
+    let shutdown = Shutdown::new();
+    let (status, _task) = watch::spawn(settings, merge.clone(), shutdown.clone()).unwrap();
+    (merge, status, shutdown)
+}
+
+fn bib1_ms(merge: &MergeHandle) -> Option<i64> {
+    merge.snapshot().event("ev").and_then(|e| {
+        e.result("K1M_ST_BR1_6", "12054.K1M_ST")
+            .and_then(|r| r.time_ms)
+    })
+}
+
+fn set_mtime(path: &Path, at: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
+}
+
+/// The scan at start-up has imported what it will (nothing pending for a while).
+async fn settled(status: &SharedWatcherStatus, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status.lock().unwrap().imports < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the import"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+}
+
+/// Issue 11 #8: an older export whose name sorts later (`b-old.xml` after `a-new.xml`) must
+/// not win, neither at the first start nor at any restart: each start imports the newest.
+#[tokio::test]
+async fn every_start_imports_the_newest_export_not_the_last_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("exports");
+    std::fs::create_dir(&folder).unwrap();
+    let db = dir.path().join("live.db");
+    let xml = fixture();
+    let now = std::time::SystemTime::now();
+    std::fs::write(folder.join("a-new.xml"), bib1_time(76_000, &xml)).unwrap();
+    std::fs::write(folder.join("b-old.xml"), &xml).unwrap();
+    set_mtime(&folder.join("a-new.xml"), now);
+    set_mtime(&folder.join("b-old.xml"), now - Duration::from_secs(3600));
+    for start in 0..2 {
+        let (merge, status, shutdown) = watch_folder(&db, &folder).await;
+        if start == 0 {
+            settled(&status, 1).await;
+        } else {
+            // A restart: the folder is scanned again; whatever it imports, it is the newest.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        assert_eq!(
+            bib1_ms(&merge),
+            Some(76_000),
+            "start {start}: the newer export's value"
+        );
+        shutdown.cancel();
+        merge.shutdown().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Equal modification times (Canoe123's copy keeps the original's): the export further on
+/// (more results with a time) wins over the one whose name sorts later.
+#[tokio::test]
+async fn equal_mtimes_pick_the_export_further_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("exports");
+    std::fs::create_dir(&folder).unwrap();
+    let xml = fixture();
+    let older = xml.replacen("<Time>76990</Time>", "", 1);
+    assert_ne!(older, xml);
+    std::fs::write(folder.join("a-new.xml"), &xml).unwrap();
+    std::fs::write(folder.join("b-old.xml"), &older).unwrap();
+    let at = std::time::SystemTime::now() - Duration::from_secs(60);
+    set_mtime(&folder.join("a-new.xml"), at);
+    set_mtime(&folder.join("b-old.xml"), at);
+    let (merge, status, shutdown) = watch_folder(&dir.path().join("live.db"), &folder).await;
+    settled(&status, 1).await;
+    assert_eq!(bib1_ms(&merge), Some(76_990));
+    assert_eq!(
+        status.lock().unwrap().imports,
+        1,
+        "only the newest was imported"
+    );
+    shutdown.cancel();
+}

@@ -31,43 +31,43 @@ async fn ws_resume_replays_exactly_the_missed_diffs() {
     // A second spectator keeps the room (and so its ring) alive.
     let mut keeper = h.connect("").await;
     let mut a = h.connect("").await;
-    let s = next_json(&mut a).await["seq"].as_u64().expect("seq");
-    let _ = next_json(&mut keeper).await;
+    let s = next_msg(&mut a).await["seq"].as_u64().expect("seq");
+    let _ = next_msg(&mut keeper).await;
     drop(a);
     bump(&h, 3).await;
     for _ in 0..3 {
-        let _ = next_json(&mut keeper).await;
+        let _ = next_msg(&mut keeper).await;
     }
     let epoch = h.epoch();
 
     // Inside the ring: exactly s+1..=s+3, then the live stream continues.
     let mut r = h.connect(&format!("?since={s}&epoch={epoch}")).await;
     for k in 1..=3 {
-        let m = next_json(&mut r).await;
+        let m = next_msg(&mut r).await;
         assert_eq!(m["type"], "diff");
         assert_eq!(m["seq"].as_u64(), Some(s + k));
     }
     bump(&h, 1).await;
-    let m = next_json(&mut r).await;
+    let m = next_msg(&mut r).await;
     assert_eq!(
         (m["type"].as_str(), m["seq"].as_u64()),
         (Some("diff"), Some(s + 4))
     );
-    let _ = next_json(&mut keeper).await;
+    let _ = next_msg(&mut keeper).await;
 
     // Already up to date: nothing until the next change.
     let mut up = h.connect(&format!("?since={}&epoch={epoch}", s + 4)).await;
     bump(&h, 1).await;
-    let m = next_json(&mut up).await;
+    let m = next_msg(&mut up).await;
     assert_eq!(
         (m["type"].as_str(), m["seq"].as_u64()),
         (Some("diff"), Some(s + 5))
     );
-    let _ = next_json(&mut keeper).await;
+    let _ = next_msg(&mut keeper).await;
 
     // Other epoch: full.
     let mut e = h.connect(&format!("?since={}&epoch=other", s + 4)).await;
-    let m = next_json(&mut e).await;
+    let m = next_msg(&mut e).await;
     assert_eq!(
         (m["type"].as_str(), m["seq"].as_u64()),
         (Some("full"), Some(s + 5))
@@ -76,17 +76,17 @@ async fn ws_resume_replays_exactly_the_missed_diffs() {
     // Outside the ring (8 kept, 10 missed): full, never a partial replay.
     bump(&h, 10).await;
     for _ in 0..10 {
-        let _ = next_json(&mut keeper).await; // the hub has processed all ten
+        let _ = next_msg(&mut keeper).await; // the hub has processed all ten
     }
     let mut o = h.connect(&format!("?since={}&epoch={epoch}", s + 5)).await;
-    let m = next_json(&mut o).await;
+    let m = next_msg(&mut o).await;
     assert_eq!(
         (m["type"].as_str(), m["seq"].as_u64()),
         (Some("full"), Some(s + 15))
     );
     // A `since` from the future: full.
     let mut f = h.connect(&format!("?since={}&epoch={epoch}", s + 99)).await;
-    assert_eq!(next_json(&mut f).await["type"], "full");
+    assert_eq!(next_msg(&mut f).await["type"], "full");
 }
 
 /// A raw WebSocket client that never answers pings: handshake by hand, then only read.

@@ -39,22 +39,34 @@ async fn ws_full_on_connect_then_small_diff() {
     };
     h.update_result(&race, &pid, total - 2000).await;
     let (diff_len, diff) = next_text(&mut ws).await;
+    let (_, second) = next_text(&mut ws).await;
     println!("SC-003: full = {full_len} bytes, single-result diff = {diff_len} bytes");
     assert_eq!(diff["type"], "diff");
     assert_eq!(
         diff["seq"].as_u64(),
         Some(full["seq"].as_u64().unwrap_or(0) + 1)
     );
-    assert_eq!(diff["data"]["raceId"], race.as_str());
-    let ids: Vec<&str> = diff["data"]["raceIds"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    // A best-run pair goes out once per race id, as the live-mini page applies a diff to
+    // its `raceId` alone: same seq, same rows, parts 1 and 2.
+    assert_eq!(race, "C1M_ST_BR1_6");
     assert_eq!(
-        ids,
-        vec!["C1M_ST_BR1_6", "C1M_ST_BR2_6"],
-        "a best-run pair goes out for both ids"
+        (
+            diff["data"]["raceId"].as_str(),
+            second["data"]["raceId"].as_str()
+        ),
+        (Some("C1M_ST_BR1_6"), Some("C1M_ST_BR2_6"))
     );
+    assert_eq!(second["seq"], diff["seq"]);
+    assert_eq!(
+        (diff["part"].as_u64(), diff["parts"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        (second["part"].as_u64(), second["parts"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(second["data"]["results"], diff["data"]["results"]);
+    assert!(diff["data"].get("raceIds").is_none());
     let rows = diff["data"]["results"].as_array().expect("results");
     assert!(!rows.is_empty());
     assert_eq!(rows.len(), 1, "only the changed row: {rows:?}");
@@ -111,6 +123,8 @@ struct PageModel {
     results: BTreeMap<String, BTreeMap<String, Value>>,
     oncourse: Value,
     seq: u64,
+    /// The last frame applied was not the last part of its change.
+    partial: bool,
     refetches: usize,
 }
 
@@ -130,7 +144,13 @@ impl PageModel {
 
     async fn apply(&mut self, msg: &Value, h: &Harness, races: &[&str]) {
         let seq = msg["seq"].as_u64().expect("seq");
-        assert_eq!(seq, self.seq + 1, "no gap in seq");
+        // One change may be several frames (one per race id), all with its seq.
+        if self.partial {
+            assert_eq!(seq, self.seq, "the parts of a change share its seq");
+        } else {
+            assert_eq!(seq, self.seq + 1, "no gap in seq");
+        }
+        self.partial = msg["part"].as_u64() < msg["parts"].as_u64();
         self.seq = seq;
         match msg["type"].as_str() {
             Some("diff") => {
@@ -196,7 +216,7 @@ async fn ws_applying_client_matches_server_state() {
     }
     h.oncourse(3, 1).await;
     assert_eq!(h.seq(), target, "nine commits");
-    while page.seq < target {
+    while page.seq < target || page.partial {
         let msg = next_json(&mut ws).await;
         page.apply(&msg, &h, &races).await;
     }
@@ -226,7 +246,7 @@ async fn ws_applying_client_matches_server_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ws_multi_race_commit_sends_full_and_silent_change_keeps_seq_contiguous() {
+async fn ws_multi_race_commit_sends_one_frame_per_race_and_silent_change_keeps_seq_contiguous() {
     use c123_live::merge::{Input, ResultUpdate, Via};
     let h = start(HubConfig::default()).await;
     h.running_event().await;
@@ -234,8 +254,8 @@ async fn ws_multi_race_commit_sends_full_and_silent_change_keeps_seq_contiguous(
     let full = next_json(&mut ws).await;
     let seq = full["seq"].as_u64().expect("seq");
 
-    // One commit touching two unrelated races: one message, a `full` (the live-mini page
-    // applies one raceId per diff).
+    // One commit touching two unrelated races (two best-run pairs): one diff, one frame per
+    // race id (the live-mini page applies one raceId per diff), all with the same seq.
     let (r1, p1) = h.some_row("C1M_ST_BR1_6");
     let (r2, p2) = h.some_row("K1M_ST_BR1_6");
     let upd = |race: String, pid: String| ResultUpdate {
@@ -252,10 +272,25 @@ async fn ws_multi_race_commit_sends_full_and_silent_change_keeps_seq_contiguous(
         })
         .await
         .expect("results");
-    let m = next_json(&mut ws).await;
+    let frames = next_change(&mut ws).await;
+    let ids: Vec<&str> = frames
+        .iter()
+        .map(|m| {
+            assert_eq!(
+                (m["type"].as_str(), m["seq"].as_u64()),
+                (Some("diff"), Some(seq + 1))
+            );
+            m["data"]["raceId"].as_str().expect("raceId")
+        })
+        .collect();
     assert_eq!(
-        (m["type"].as_str(), m["seq"].as_u64()),
-        (Some("full"), Some(seq + 1))
+        ids,
+        [
+            "C1M_ST_BR1_6",
+            "C1M_ST_BR2_6",
+            "K1M_ST_BR1_6",
+            "K1M_ST_BR2_6"
+        ]
     );
 
     // A change with no public effect (a run's start time of day, a detail field the

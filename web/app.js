@@ -188,7 +188,9 @@ function byRank(a, b) {
 function onMessage(ev) {
   let m;
   try { m = JSON.parse(ev.data); } catch { return; }
-  if (typeof m.seq === 'number') S.seq = m.seq;
+  // One change may come as several frames (one per race id, `part` of `parts`, same seq):
+  // a resume starts after the last change whose every part arrived.
+  if (typeof m.seq === 'number') S.seq = (m.part ?? 1) < (m.parts ?? 1) ? m.seq - 1 : m.seq;
   if (m.epoch) S.epoch = m.epoch;
   if (m.type === 'full') {
     applyDetail(m.data);

@@ -73,7 +73,7 @@ impl Collector for HubCollector {
         };
         let s = hub.stats();
         let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-        let counters: [(&str, &str, f64); 9] = [
+        let counters: [(&str, &str, f64); 11] = [
             (
                 "ws_messages_sent",
                 "WebSocket frames written to clients",
@@ -108,6 +108,16 @@ impl Collector for HubCollector {
                 "ws_heartbeat_timeouts",
                 "Clients disconnected for not answering a ping",
                 n(&s.heartbeat_timeouts),
+            ),
+            (
+                "ws_coalesced_changes",
+                "Changes folded into a later message because the hub was behind",
+                n(&s.coalesced),
+            ),
+            (
+                "ws_hub_resyncs",
+                "Times the hub lost changes (fell behind) and resynchronised every room",
+                n(&s.lagged),
             ),
             (
                 "ws_refused_limit",

@@ -16,8 +16,8 @@ use super::auth::{check_api_key, check_api_key_for, check_master, parse_date_day
 use super::error::{ApiError, ErrorCode};
 use super::{wire, AppState};
 use crate::merge::{
-    ingest_allowed, AdminCommand, Input, MergeError, Outcome, ResultUpdate, Via, XmlOrigin,
-    XmlTarget,
+    config_patch_allowed, ingest_allowed, AdminCommand, Input, MergeError, Outcome, ResultUpdate,
+    Via, XmlOrigin, XmlTarget,
 };
 use crate::model::{
     EventConfig, EventImage, EventMeta, EventStatus, Gates, OnCourseEntry, MAX_RANK,
@@ -870,31 +870,20 @@ async fn set_config(req: Request<Incoming>, state: &AppState, id: &str) -> Res {
     let (_, body) = read_body(req, state.settings.body_limit).await?;
     let patch = parse_config_body(&body)?;
     // Early guard from the snapshot; the merge loop checks again at commit.
-    if !ingest_allowed(event.header.status, "config") {
+    if !config_patch_allowed(event.header.status, &patch) {
         return Err(MergeError::Forbidden {
             data: "config",
             status: event.header.status,
         }
         .into());
     }
-    let mut config = event.header.config.clone();
-    if patch.active_race_id.is_some() {
-        config.active_race_id = patch.active_race_id;
-    }
-    if patch.display_mode.is_some() {
-        config.display_mode = patch.display_mode;
-    }
-    if patch.show_on_course.is_some() {
-        config.show_on_course = patch.show_on_course;
-    }
-    if patch.merge_strategy.is_some() {
-        config.merge_strategy = patch.merge_strategy;
-    }
+    // The patch itself goes to the loop, which merges it into the config it holds: a config
+    // read here could be overtaken by a concurrent patch and would undo it.
     match state
         .merge
         .send(Input::Admin(AdminCommand::SetConfig {
             event_id: id.to_owned(),
-            config,
+            patch,
         }))
         .await?
     {

@@ -30,9 +30,12 @@ pub trait WireBuilder: Send + Sync + 'static {
 /// What to send to a room for one committed change of its event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
-    /// A `diff` with this `data` (possibly `{}` when nothing public changed: the message still
-    /// goes out so that `seq` has no gap).
-    Diff(Value),
+    /// A `diff`: one `data` object per frame, every frame with the change's `seq`. One frame
+    /// per race id whose rows changed (both ids of a best-run pair get the same rows), as the
+    /// live-mini page applies a diff to its `raceId` alone; `status` and `oncourse` ride in
+    /// the first frame. One `{}` frame when nothing public changed (the message still goes
+    /// out so that `seq` has no gap).
+    Diff(Vec<Value>),
     /// A `full` built from the new state.
     Full,
     /// A `refresh`: the change cannot be expressed as upserts (rows were removed).
@@ -81,45 +84,38 @@ pub fn plan(
     if !change.removed_results.is_empty() {
         return Plan::Refresh;
     }
-    let mut data = Map::new();
+    let mut head = Map::new();
     if let Some(status) = change.status {
-        data.insert("status".into(), Value::String(status.as_str().into()));
+        head.insert("status".into(), Value::String(status.as_str().into()));
     }
     if change.oncourse {
-        data.insert("oncourse".into(), wire.oncourse(new));
+        head.insert("oncourse".into(), wire.oncourse(new));
     }
+    let mut frames: Vec<Map<String, Value>> = Vec::new();
     if !change.results.is_empty() {
-        let groups = result_groups(new, change);
-        let mut parts = Vec::new();
-        for group in &groups {
+        for group in result_groups(new, change) {
             let rows = changed_rows(wire, old, new, &group.primary);
-            if !rows.is_empty() {
-                parts.push((group, rows));
+            if rows.is_empty() {
+                continue;
             }
-        }
-        match parts.len() {
-            0 => {}
-            1 => {
-                let (group, rows) = parts.remove(0);
-                data.insert("results".into(), Value::Array(rows));
-                data.insert("raceId".into(), Value::String(group.primary.clone()));
-                if group.ids.len() > 1 {
-                    data.insert(
-                        "raceIds".into(),
-                        Value::Array(group.ids.iter().cloned().map(Value::String).collect()),
-                    );
-                }
+            for id in &group.ids {
+                let mut frame = Map::new();
+                frame.insert("raceId".into(), Value::String(id.clone()));
+                frame.insert("results".into(), Value::Array(rows.clone()));
+                frames.push(frame);
             }
-            // Several unrelated races in one commit: the existing client applies one
-            // `raceId` per message, so a single diff cannot serve it; `full` makes it refetch.
-            _ => return Plan::Full,
         }
     }
-    Plan::Diff(Value::Object(data))
+    match frames.first_mut() {
+        Some(first) => first.extend(head),
+        None => frames.push(head),
+    }
+    Plan::Diff(frames.into_iter().map(Value::Object).collect())
 }
 
-/// Races whose rows go out together: a standard race alone, a best-run pair as one group
-/// (both races list the same combined rows).
+/// Races whose rows are computed together: a standard race alone, a best-run pair as one
+/// group (both races list the same combined rows, so they are built once and sent once per
+/// race id).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Group {
     /// The race whose rows changed (for a pair, the touched run; BR2 when both were).
@@ -200,8 +196,31 @@ pub fn full_message(wire: &dyn WireBuilder, event: &Event, epoch: &str) -> Utf8B
     )
 }
 
-pub fn diff_message(seq: u64, epoch: &str, data: Value) -> Utf8Bytes {
-    envelope("diff", seq, epoch, Some(data))
+/// The frames of one `diff`: `{"type":"diff","seq","epoch","data"}` each; when there are
+/// several, each also carries `"part"` (1-based) and `"parts"`, so a client knows when the
+/// change `seq` is complete (it resumes with `since` = the last complete `seq`).
+pub fn diff_frames(seq: u64, epoch: &str, frames: Vec<Value>) -> Vec<Utf8Bytes> {
+    let parts = frames.len();
+    frames
+        .into_iter()
+        .enumerate()
+        .map(|(i, data)| {
+            if parts == 1 {
+                return envelope("diff", seq, epoch, Some(data));
+            }
+            let v = json!({ "type": "diff", "seq": seq, "epoch": epoch, "part": i + 1,
+                            "parts": parts, "data": data });
+            Utf8Bytes::from(v.to_string())
+        })
+        .collect()
+}
+
+/// The diff of a change whose effect the hub folded into a later message because it was
+/// behind (`"superseded":true`, empty `data`): it keeps `seq` without gaps.
+pub fn superseded_message(seq: u64, epoch: &str) -> Utf8Bytes {
+    let v = json!({ "type": "diff", "seq": seq, "epoch": epoch, "superseded": true,
+                    "data": {} });
+    Utf8Bytes::from(v.to_string())
 }
 
 pub fn refresh_message(seq: u64, epoch: &str) -> Utf8Bytes {

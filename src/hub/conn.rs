@@ -92,6 +92,20 @@ pub(super) async fn serve(
                 // Everything a client sends is read and discarded (bounded by the frame
                 // size limit); a pong answers our ping.
                 Some(Ok(Message::Pong(_))) => pong_deadline = None,
+                // tungstenite queued the pong; write it out before reading on, so a client
+                // that pings and never reads gets no further than its own socket lets us
+                // write, and is closed like any socket that does not drain.
+                Some(Ok(Message::Ping(_))) => {
+                    match timeout(cfg.drain_timeout, sink.flush()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break End::Drop,
+                        Err(_) => {
+                            HubStats::add(&stats.slow_client_closes, 1);
+                            tracing::debug!(event = %room.event_id, "WebSocket client pings but does not read; disconnected");
+                            break End::Close(CloseCode::Policy, TOO_SLOW);
+                        }
+                    }
+                }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break End::Drop,
                 Some(Ok(_)) => {}
             },

@@ -62,6 +62,18 @@ pub struct HubConfig {
     pub read_buffer: usize,
     /// Largest client message accepted (bigger ones close the connection).
     pub max_client_message: usize,
+    /// tungstenite's outgoing buffer per connection. Our frames are at most
+    /// `conn::FRAGMENT` and flushed per batch, so only the automatic replies to a client's
+    /// pings could grow it; with the bound tungstenite keeps one pending pong instead of one
+    /// per ping (issue 11, finding 2).
+    pub max_write_buffer: usize,
+    /// Change sets received from the merge loop and not yet turned into messages. Changes of
+    /// one event coalesce into one entry while the hub is behind, so this only fills up with
+    /// event creations and deletions; past it the hub resynchronises every room (`full`).
+    pub backlog_len: usize,
+    /// Superseded changes (`"superseded":true` diffs) sent before one coalesced message; a
+    /// longer run goes out as one `full` instead.
+    pub max_superseded: u64,
 }
 
 impl Default for HubConfig {
@@ -78,6 +90,9 @@ impl Default for HubConfig {
             ring_bytes: 4 * 1024 * 1024,
             read_buffer: 4096,
             max_client_message: 4096,
+            max_write_buffer: 64 * 1024,
+            backlog_len: 256,
+            max_superseded: 64,
         }
     }
 }
@@ -88,6 +103,8 @@ impl HubConfig {
             .read_buffer_size(self.read_buffer)
             // Small diffs queued together go out in one write at the flush; see conn::FRAGMENT.
             .write_buffer_size(4 * 1024)
+            // Must exceed `write_buffer_size` (tungstenite panics otherwise).
+            .max_write_buffer_size(self.max_write_buffer.max(16 * 1024))
             .max_message_size(Some(self.max_client_message))
             .max_frame_size(Some(self.max_client_message))
     }
@@ -123,6 +140,9 @@ pub struct HubStats {
     pub fanout_micros_max: AtomicU64,
     /// The hub fell behind the merge loop's broadcast and resynchronised every room.
     pub lagged: AtomicU64,
+    /// Changes folded into a later message of the same event because the hub was behind
+    /// (each went out as a `"superseded":true` diff, or inside a `full`).
+    pub coalesced: AtomicU64,
 }
 
 impl HubStats {
@@ -160,17 +180,19 @@ impl ClientQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a frame; `false` when it does not fit in `limit` (the queue is left as is).
-    fn push(&self, msg: &Utf8Bytes, limit: usize, stats: &HubStats) -> bool {
+    /// Queues the frames of one message, all or none; `false` when they do not fit in
+    /// `limit` (the queue is left as is).
+    fn push_all(&self, msgs: &[Utf8Bytes], limit: usize, stats: &HubStats) -> bool {
         let mut q = self.lock();
         if q.close.is_some() {
             return true;
         }
-        if !q.frames.is_empty() && q.bytes + msg.len() > limit {
+        let len: usize = msgs.iter().map(|m| m.len()).sum();
+        if !q.frames.is_empty() && q.bytes + len > limit {
             return false;
         }
-        q.bytes += msg.len();
-        q.frames.push_back(msg.clone());
+        q.bytes += len;
+        q.frames.extend(msgs.iter().cloned());
         HubStats::max(&stats.queue_bytes_peak, q.bytes as u64);
         drop(q);
         self.notify.notify_one();
@@ -214,9 +236,9 @@ struct RoomState {
     /// The event as of the last change this room processed (`None`: deleted).
     event: Option<Arc<Event>>,
     clients: HashMap<u64, Arc<ClientQueue>>,
-    /// Recent messages by seq, contiguous; `None` for a message that cannot be replayed
-    /// (`full`, `refresh`).
-    ring: VecDeque<(u64, Option<Utf8Bytes>)>,
+    /// Recent messages by seq (each its frames), contiguous; `None` for a message that
+    /// cannot be replayed (`full`, `refresh`).
+    ring: VecDeque<(u64, Option<Vec<Utf8Bytes>>)>,
     ring_bytes: usize,
     /// The `full` of the current seq, built at most once.
     full: Option<(u64, Utf8Bytes)>,
@@ -245,15 +267,18 @@ impl RoomState {
         Some(msg)
     }
 
-    fn remember(&mut self, seq: u64, msg: Option<Utf8Bytes>, cfg: &HubConfig) {
+    fn remember(&mut self, seq: u64, msg: Option<Vec<Utf8Bytes>>, cfg: &HubConfig) {
+        fn size(m: &Option<Vec<Utf8Bytes>>) -> usize {
+            m.iter().flatten().map(|m| m.len()).sum()
+        }
         if self.ring.back().is_some_and(|(s, _)| s + 1 != seq) {
             self.clear_ring();
         }
-        self.ring_bytes += msg.as_ref().map_or(0, |m| m.len());
+        self.ring_bytes += size(&msg);
         self.ring.push_back((seq, msg));
         while self.ring.len() > cfg.ring_len || self.ring_bytes > cfg.ring_bytes {
             match self.ring.pop_front() {
-                Some((_, m)) => self.ring_bytes -= m.as_ref().map_or(0, |m| m.len()),
+                Some((_, m)) => self.ring_bytes -= size(&m),
                 None => break,
             }
         }
@@ -278,16 +303,69 @@ impl RoomState {
         if first > since + 1 || last != current {
             return None;
         }
-        self.ring
-            .iter()
-            .filter(|(s, _)| *s > since)
-            .map(|(_, m)| m.clone())
-            .collect()
+        let mut frames = Vec::new();
+        for (_, m) in self.ring.iter().filter(|(s, _)| *s > since) {
+            frames.extend(m.as_ref()?.iter().cloned());
+        }
+        Some(frames)
     }
 }
 
 struct HubState {
     rooms: HashMap<String, Arc<Room>>,
+}
+
+/// One event's committed changes that the hub has received but not yet turned into
+/// messages: only the event as of the newest of them is kept (not the merge loop's whole
+/// snapshot), so a hub that is behind holds one version per event, whatever the backlog.
+struct Pending {
+    /// The union of the changes, `seq` the newest one's.
+    change: EventChange,
+    /// `seq` of the oldest change folded in.
+    first_seq: u64,
+    /// The event after `change.seq` (`None`: deleted).
+    event: Option<Arc<Event>>,
+    /// Commit time of the oldest change folded in (fan-out latency is measured from it).
+    committed_at: Instant,
+}
+
+impl Pending {
+    /// Folds a newer change of the same event in, unless one of them creates or deletes the
+    /// event or changes its status (those keep their own message, in order: spectators see
+    /// every lifecycle step). Everything else a diff carries is state (rows upserted by bib,
+    /// the whole on-course list), so one message from the older state to the newest is exact.
+    fn absorb(&mut self, change: &EventChange, event: Option<&Arc<Event>>) -> bool {
+        let plain = |c: &EventChange| !c.created && !c.deleted && c.status.is_none();
+        if !plain(&self.change) || !plain(change) || self.event.is_none() || event.is_none() {
+            return false;
+        }
+        let c = &mut self.change;
+        c.seq = change.seq;
+        c.structure |= change.structure;
+        c.oncourse |= change.oncourse;
+        c.config |= change.config;
+        // Deduplicated, so the union is bounded by the event's own rows.
+        for (acc, new) in [
+            (&mut c.results, &change.results),
+            (&mut c.removed_results, &change.removed_results),
+        ] {
+            if !new.is_empty() {
+                acc.extend(new.iter().cloned());
+                acc.sort_unstable();
+                acc.dedup();
+            }
+        }
+        self.event = event.cloned();
+        true
+    }
+}
+
+/// What the follower has queued for the builder.
+#[derive(Default)]
+struct Backlog {
+    pending: VecDeque<Pending>,
+    /// Changes were lost (the broadcast lagged, or `pending` overflowed): resynchronise.
+    lagged: bool,
 }
 
 struct Inner {
@@ -304,11 +382,57 @@ struct Inner {
     shutdown: Shutdown,
     /// Signalled whenever a connection ends.
     left: Notify,
+    /// Between the task that follows the merge loop and the one that builds messages.
+    backlog: Mutex<Backlog>,
+    backlog_ready: Notify,
 }
 
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, HubState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn backlog(&self) -> MutexGuard<'_, Backlog> {
+        self.backlog.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a committed change set for the builder: keeps each changed event (not the
+    /// snapshot) and folds it into that event's pending entry if there is one.
+    fn enqueue(&self, published: &Published) {
+        let mut backlog = self.backlog();
+        for change in &published.changes.events {
+            let event = published.snapshot.event(&change.event_id);
+            let absorbed = backlog
+                .pending
+                .iter_mut()
+                .rev()
+                .find(|p| p.change.event_id == change.event_id)
+                .is_some_and(|p| p.absorb(change, event));
+            if absorbed {
+                HubStats::add(&self.stats.coalesced, 1);
+                continue;
+            }
+            backlog.pending.push_back(Pending {
+                change: change.clone(),
+                first_seq: change.seq,
+                event: event.cloned(),
+                committed_at: published.snapshot.committed_at,
+            });
+            if backlog.pending.len() > self.cfg.backlog_len {
+                backlog.pending.clear();
+                backlog.lagged = true;
+            }
+        }
+        drop(backlog);
+        self.backlog_ready.notify_one();
+    }
+
+    fn lost_changes(&self) {
+        let mut backlog = self.backlog();
+        backlog.pending.clear();
+        backlog.lagged = true;
+        drop(backlog);
+        self.backlog_ready.notify_one();
     }
 }
 
@@ -358,6 +482,53 @@ pub fn parse_resume(query: Option<&str>) -> Option<Resume> {
     })
 }
 
+/// Whether `name` lists `token` (comma-separated, case-insensitive).
+fn header_has_token(
+    headers: &hyper::HeaderMap,
+    name: hyper::header::HeaderName,
+    token: &str,
+) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+/// The opening handshake as RFC 6455 4.2.1 requires it (`Upgrade: websocket`, `Connection:
+/// Upgrade`, one `Sec-WebSocket-Key` that is base64 of 16 bytes, version 13); the message names
+/// the header at fault. hyper-tungstenite checks only that a key and the version are present.
+fn check_handshake(headers: &hyper::HeaderMap) -> Result<(), String> {
+    use base64::Engine as _;
+    if !header_has_token(headers, hyper::header::UPGRADE, "websocket") {
+        return Err(
+            "Not a WebSocket upgrade request: the Upgrade header must be 'websocket'".into(),
+        );
+    }
+    if !header_has_token(headers, hyper::header::CONNECTION, "upgrade") {
+        return Err(
+            "Not a WebSocket upgrade request: the Connection header must include 'Upgrade'".into(),
+        );
+    }
+    let mut keys = headers.get_all(hyper::header::SEC_WEBSOCKET_KEY).iter();
+    let key_ok = match (keys.next(), keys.next()) {
+        (Some(key), None) => base64::engine::general_purpose::STANDARD
+            .decode(key.as_bytes())
+            .is_ok_and(|k| k.len() == 16),
+        _ => false,
+    };
+    if !key_ok {
+        return Err("Not a WebSocket upgrade request: Sec-WebSocket-Key must be one base64-encoded 16-byte value".into());
+    }
+    if headers
+        .get(hyper::header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return Err("Not a WebSocket upgrade request: Sec-WebSocket-Version must be 13".into());
+    }
+    Ok(())
+}
+
 /// `{"error","message"}` HTTP response (plus extra fields).
 fn refusal(
     status: StatusCode,
@@ -404,9 +575,15 @@ impl Hub {
             next_client: AtomicU64::new(1),
             shutdown,
             left: Notify::new(),
+            backlog: Mutex::new(Backlog::default()),
+            backlog_ready: Notify::new(),
         });
         let hub = Hub { inner };
-        let task = tokio::spawn(hub.clone().run(rx, merge.clone()));
+        // Two tasks: the follower only moves change sets into the backlog (cheap, so the
+        // merge loop's broadcast never holds a backlog of snapshots); the builder composes
+        // and fans out, and may fall behind without costing memory.
+        tokio::spawn(hub.clone().follow(rx));
+        let task = tokio::spawn(hub.clone().run(merge.clone()));
         (hub, task)
     }
 
@@ -435,21 +612,46 @@ impl Hub {
         self.inner.total.load(Ordering::Acquire)
     }
 
-    async fn run(self, mut rx: broadcast::Receiver<Arc<Published>>, merge: MergeHandle) {
+    /// Follows the merge loop's committed change sets into the backlog.
+    async fn follow(self, mut rx: broadcast::Receiver<Arc<Published>>) {
         let shutdown = self.inner.shutdown.clone();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 msg = rx.recv() => match msg {
-                    Ok(published) => self.publish(&published),
+                    Ok(published) => self.inner.enqueue(&published),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "hub fell behind the merge loop; resynchronising every room");
+                        self.inner.lost_changes();
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+    }
+
+    /// Builds and fans out the messages of the backlog, in order.
+    async fn run(self, merge: MergeHandle) {
+        let shutdown = self.inner.shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.inner.backlog_ready.notified() => loop {
+                    let (pending, lagged) = {
+                        let mut backlog = self.inner.backlog();
+                        (std::mem::take(&mut backlog.pending), std::mem::take(&mut backlog.lagged))
+                    };
+                    if pending.is_empty() && !lagged {
+                        break;
+                    }
+                    if lagged {
                         HubStats::add(&self.inner.stats.lagged, 1);
+                        // At least as new as every change lost (the snapshot is installed
+                        // before its change set is broadcast); later ones are skipped by seq.
                         self.resync_all(merge.snapshot());
                     }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        shutdown.cancelled().await;
-                        break;
+                    for item in pending {
+                        self.publish(item);
                     }
                 },
             }
@@ -471,43 +673,44 @@ impl Hub {
         }
     }
 
-    /// Applies one committed change set to the rooms it touches.
-    fn publish(&self, published: &Published) {
-        let snapshot = &published.snapshot;
-        let mut touched = Vec::new();
-        {
+    /// Applies one event's pending change(s) to its room.
+    fn publish(&self, item: Pending) {
+        let room = {
             let mut st = self.inner.lock();
-            for change in &published.changes.events {
-                let room = if change.deleted || snapshot.event(&change.event_id).is_none() {
-                    st.rooms.remove(&change.event_id)
-                } else {
-                    st.rooms.get(&change.event_id).cloned()
-                };
-                if let Some(room) = room {
-                    touched.push((room, change));
-                }
+            let id = &item.change.event_id;
+            if item.change.deleted || item.event.is_none() {
+                st.rooms.remove(id)
+            } else {
+                st.rooms.get(id).cloned()
             }
-        }
-        for (room, change) in touched {
-            let new = snapshot.event(&change.event_id).cloned();
-            self.apply(&room, change, new, snapshot.committed_at);
+        };
+        if let Some(room) = room {
+            self.apply(&room, item);
         }
     }
 
-    fn apply(
-        &self,
-        room: &Arc<Room>,
-        change: &EventChange,
-        new: Option<Arc<Event>>,
-        committed_at: Instant,
-    ) {
+    fn apply(&self, room: &Arc<Room>, item: Pending) {
         let inner = &*self.inner;
+        let Pending {
+            change,
+            first_seq,
+            event: new,
+            committed_at,
+        } = item;
         let mut st = room.lock();
         if let (Some(cur), Some(_)) = (&st.event, &new) {
             if cur.header.seq >= change.seq {
                 return; // already in the state this room started from
             }
         }
+        // Changes before `change.seq` that this message also describes (the hub was behind):
+        // each still gets its seq, as a superseded diff, unless there are too many.
+        let first = st
+            .event
+            .as_ref()
+            .map_or(first_seq, |cur| first_seq.max(cur.header.seq + 1))
+            .min(change.seq);
+        let superseded = first..change.seq;
         let old = std::mem::replace(&mut st.event, new.clone());
         let closing = match new.as_deref() {
             None => Some(CloseReason::Deleted),
@@ -520,31 +723,43 @@ impl Hub {
             st.closing = closing;
             return;
         }
-        let plan = compose::plan(inner.wire.as_ref(), old.as_deref(), new.as_deref(), change);
-        let msg = match plan {
-            compose::Plan::Deleted => None,
+        let too_many = superseded.end - superseded.start > inner.cfg.max_superseded;
+        let plan = if too_many && new.is_some() {
+            compose::Plan::Full
+        } else {
+            compose::plan(inner.wire.as_ref(), old.as_deref(), new.as_deref(), &change)
+        };
+        let mut frames: Vec<Utf8Bytes> = Vec::new();
+        if !too_many && !matches!(plan, compose::Plan::Deleted) {
+            for seq in superseded {
+                let msg = compose::superseded_message(seq, &inner.epoch);
+                st.remember(seq, Some(vec![msg.clone()]), &inner.cfg);
+                frames.push(msg);
+            }
+        }
+        match plan {
+            compose::Plan::Deleted => {}
             compose::Plan::Diff(data) => {
-                let msg = compose::diff_message(change.seq, &inner.epoch, data);
+                let msgs = compose::diff_frames(change.seq, &inner.epoch, data);
                 HubStats::add(&inner.stats.messages_built, 1);
-                st.remember(change.seq, Some(msg.clone()), &inner.cfg);
-                Some(msg)
+                st.remember(change.seq, Some(msgs.clone()), &inner.cfg);
+                frames.extend(msgs);
             }
             compose::Plan::Full => {
-                let msg = st.full(inner);
+                frames.extend(st.full(inner));
                 st.remember(change.seq, None, &inner.cfg);
-                msg
             }
             compose::Plan::Refresh => {
                 let msg = compose::refresh_message(change.seq, &inner.epoch);
                 HubStats::add(&inner.stats.messages_built, 1);
                 st.remember(change.seq, None, &inner.cfg);
-                Some(msg)
+                frames.push(msg);
             }
-        };
-        if let Some(msg) = msg {
+        }
+        if !frames.is_empty() {
             let mut overflowed = Vec::new();
             for (id, q) in &st.clients {
-                if !q.push(&msg, inner.cfg.queue_bytes, &inner.stats) {
+                if !q.push_all(&frames, inner.cfg.queue_bytes, &inner.stats) {
                     overflowed.push(*id);
                 }
             }
@@ -694,6 +909,9 @@ impl Hub {
                 Some(("maxConnections", serde_json::json!(inner.cfg.max_per_event))),
             );
         };
+        if let Err(message) = check_handshake(req.headers()) {
+            return refusal(StatusCode::BAD_REQUEST, "InvalidRequest", &message, None);
+        }
         let resume = parse_resume(req.uri().query());
         let (response, websocket) =
             match hyper_tungstenite::upgrade(&mut req, Some(inner.cfg.ws_config())) {
@@ -814,11 +1032,12 @@ pub mod bench {
             }
         }
 
-        /// Queues `msg` to every client as `Hub::apply` does; returns how many overflowed.
-        pub fn publish(&self, msg: &Utf8Bytes) -> usize {
+        /// Queues the frames of one message to every client as `Hub::apply` does; returns
+        /// how many overflowed.
+        pub fn publish(&self, msg: &[Utf8Bytes]) -> usize {
             self.clients
                 .values()
-                .filter(|q| !q.push(msg, self.limit, &self.stats))
+                .filter(|q| !q.push_all(msg, self.limit, &self.stats))
                 .count()
         }
 
@@ -853,9 +1072,9 @@ mod tests {
         let stats = HubStats::default();
         let q = ClientQueue::new();
         let m = Utf8Bytes::from("x".repeat(40));
-        assert!(q.push(&m, 100, &stats));
-        assert!(q.push(&m, 100, &stats));
-        assert!(!q.push(&m, 100, &stats));
+        assert!(q.push_all(std::slice::from_ref(&m), 100, &stats));
+        assert!(q.push_all(std::slice::from_ref(&m), 100, &stats));
+        assert!(!q.push_all(std::slice::from_ref(&m), 100, &stats));
         q.replace_with(&Utf8Bytes::from("full"), &stats);
         let (frames, close) = q.take();
         assert_eq!(frames, vec![Utf8Bytes::from("full")]);

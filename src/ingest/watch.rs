@@ -4,7 +4,10 @@
 //! old modification time, so changes are detected by content hash, never by mtime. A file is
 //! imported only when two reads a moment apart are identical and it parses completely: a
 //! torn, half-written file is never imported, and the next complete version is. Imports run
-//! one at a time; when several versions arrive quickly only the newest is read.
+//! one at a time; when several versions arrive quickly only the newest is read. When one scan
+//! finds several changed exports of one event (always at start-up: the folder holds old and
+//! new exports side by side) only the newest is imported, by modification time and then by
+//! content (see `Newness`), never by file name.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -149,6 +152,54 @@ enum Scan {
     Again,
 }
 
+enum Read {
+    Candidate(Box<Candidate>),
+    /// Unchanged, unreadable or not an export.
+    Nothing,
+    /// Still being written.
+    Again,
+}
+
+/// A file and the hash of the version seen.
+type SeenFile = (PathBuf, [u8; 32]);
+
+/// A changed, stable, parsed export file.
+struct Candidate {
+    file: PathBuf,
+    hash: [u8; 32],
+    export: crate::xml::Export,
+    newness: Newness,
+}
+
+/// Which of two exports of one event is newer: the later modification time; on equal times
+/// (Canoe123's auto-copy keeps the original's) the one further on, i.e. with more result rows
+/// that carry a time or a status (a later export of the same event only adds to those); then
+/// the file name, so the choice never depends on the order the folder lists files in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Newness {
+    modified: Option<std::time::SystemTime>,
+    results_done: usize,
+    name: PathBuf,
+}
+
+impl Newness {
+    fn of(
+        modified: Option<std::time::SystemTime>,
+        export: &crate::xml::Export,
+        file: &Path,
+    ) -> Self {
+        Newness {
+            modified,
+            results_done: export
+                .results
+                .iter()
+                .filter(|r| r.time_ms.is_some() || r.status.is_some())
+                .count(),
+            name: file.to_owned(),
+        }
+    }
+}
+
 impl FolderTask {
     async fn run(mut self, mut changes: mpsc::Receiver<()>, shutdown: Shutdown) {
         let rescan = self.settings.poll.unwrap_or(self.settings.safety_rescan);
@@ -185,6 +236,10 @@ impl FolderTask {
         }
     }
 
+    /// Reads every changed, stable export of the folder and imports, per event, only the
+    /// newest one (see [`Newness`]): at start-up the folder holds old and new exports side by
+    /// side, and importing them one by one in name order would let an older one win. The
+    /// exports it supersedes are recorded as seen and not imported unless they change again.
     async fn scan(&mut self) -> Scan {
         let files = match list_exports(&self.dir) {
             Ok(files) => files,
@@ -194,27 +249,64 @@ impl FolderTask {
             }
         };
         let mut result = Scan::Done;
+        // Per target (the `--event`, else the export's EventId): the newest candidate and the
+        // files it superseded. One parsed export per target is kept.
+        let mut newest: BTreeMap<String, (Box<Candidate>, Vec<SeenFile>)> = BTreeMap::new();
         for file in files {
-            if let Scan::Again = self.consider(&file).await {
-                result = Scan::Again;
+            let candidate = match self.read_candidate(&file).await {
+                Read::Candidate(c) => c,
+                Read::Again => {
+                    result = Scan::Again;
+                    continue;
+                }
+                Read::Nothing => continue,
+            };
+            let target = self
+                .settings
+                .event
+                .clone()
+                .unwrap_or_else(|| candidate.export.event.event_id.clone());
+            match newest.get_mut(&target) {
+                None => {
+                    newest.insert(target, (candidate, Vec::new()));
+                }
+                Some((best, superseded)) => {
+                    if candidate.newness > best.newness {
+                        let old = std::mem::replace(best, candidate);
+                        tracing::info!(file = %old.file.display(), newer = %best.file.display(), "older export not imported");
+                        superseded.push((old.file, old.hash));
+                    } else {
+                        tracing::info!(file = %candidate.file.display(), newer = %best.file.display(), "older export not imported");
+                        superseded.push((candidate.file, candidate.hash));
+                    }
+                }
+            }
+        }
+        for (candidate, superseded) in newest.into_values() {
+            // Once the newest is imported or refused for good, the older ones are never
+            // wanted: an older export must not step in for a refused newer one.
+            if self.import(candidate).await {
+                self.imported.extend(superseded);
             }
         }
         result
     }
 
-    async fn consider(&mut self, file: &Path) -> Scan {
+    /// The file's export if it changed since it was last seen, is stable and parses.
+    async fn read_candidate(&mut self, file: &Path) -> Read {
         let Some(first) = read_bounded(file) else {
-            return Scan::Done; // deleted meanwhile, or unreadable: the next change retries
+            return Read::Nothing; // deleted meanwhile, or unreadable: the next change retries
         };
         let hash: [u8; 32] = Sha256::digest(&first).into();
         if self.imported.get(file) == Some(&hash) || self.rejected.get(file) == Some(&hash) {
-            return Scan::Done;
+            return Read::Nothing;
         }
         tokio::time::sleep(self.settings.stable_for).await;
         match read_bounded(file) {
             Some(second) if second == first => {}
-            _ => return Scan::Again, // still being written
+            _ => return Read::Again, // still being written
         }
+        let modified = std::fs::metadata(file).and_then(|m| m.modified()).ok();
         let parsed = tokio::task::spawn_blocking(move || parse_export(&first)).await;
         let export = match parsed {
             Ok(Ok(export)) => {
@@ -224,13 +316,28 @@ impl FolderTask {
             Ok(Err(e)) => {
                 self.rejected.insert(file.to_owned(), hash);
                 self.fail(Some(file), format!("not imported: {e}"));
-                return Scan::Done;
+                return Read::Nothing;
             }
             Err(e) => {
                 self.fail(Some(file), format!("parser task failed: {e}"));
-                return Scan::Done;
+                return Read::Nothing;
             }
         };
+        Read::Candidate(Box::new(Candidate {
+            newness: Newness::of(modified, &export, file),
+            file: file.to_owned(),
+            hash,
+            export,
+        }))
+    }
+
+    /// Sends one export to the merge loop; `true` when it was imported or refused for good
+    /// (`false`: storage failed, the next rescan tries again).
+    async fn import(&mut self, candidate: Box<Candidate>) -> bool {
+        let Candidate {
+            file, hash, export, ..
+        } = *candidate;
+        let file = file.as_path();
         let input = Input::Xml {
             target: XmlTarget::ByExport {
                 event_id: self.settings.event.clone(),
@@ -252,18 +359,23 @@ impl FolderTask {
                     st.last_import_file = Some(file.display().to_string());
                     st.last_import_at = Some(crate::merge::now_iso());
                 }
+                true
             }
-            Ok(other) => tracing::warn!(?other, "unexpected outcome for an XML import"),
+            Ok(other) => {
+                tracing::warn!(?other, "unexpected outcome for an XML import");
+                false
+            }
             Err(e) => {
                 // Refused (e.g. the event is official) or storage failed: try this version
                 // again only if it changes, or after a store error on the next rescan.
-                if !matches!(e, crate::merge::MergeError::Store(_)) {
+                let for_good = !matches!(e, crate::merge::MergeError::Store(_));
+                if for_good {
                     self.rejected.insert(file.to_owned(), hash);
                 }
                 self.fail(Some(file), format!("not imported: {e}"));
+                for_good
             }
         }
-        Scan::Done
     }
 
     fn fail(&self, file: Option<&Path>, message: String) {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::ranking::rank_race;
 use super::ResultUpdate;
 use crate::model::{
-    Class, Course, Event, EventStatus, MergeStrategy, Participant, Race, RaceResults, ResultRow,
-    TcpFields,
+    Class, Course, Event, EventConfig, EventStatus, MergeStrategy, Participant, Race, RaceResults,
+    ResultRow, TcpFields,
 };
 use crate::xml::Export;
 
@@ -224,6 +224,39 @@ pub fn ingest_allowed(status: EventStatus, data: &str) -> bool {
         "json_results" => matches!(status, Running | Finished),
         _ => false,
     }
+}
+
+/// May `patch` (a `PATCH .../config` body) be applied in `status`? The merge strategy alone may
+/// change in every state but official (operators switch it mid-event, when they see the export
+/// and TCP disagree); the other settings follow live-mini's table (draft only). A patch that
+/// names any other field obeys the stricter rule as a whole.
+pub fn config_patch_allowed(status: EventStatus, patch: &EventConfig) -> bool {
+    let only_strategy = patch.active_race_id.is_none()
+        && patch.display_mode.is_none()
+        && patch.show_on_course.is_none();
+    if only_strategy {
+        status != EventStatus::Official
+    } else {
+        ingest_allowed(status, "config")
+    }
+}
+
+/// `config` with the fields `patch` names replaced (an omitted field is kept).
+pub fn patch_config(config: &EventConfig, patch: EventConfig) -> EventConfig {
+    let mut config = config.clone();
+    if patch.active_race_id.is_some() {
+        config.active_race_id = patch.active_race_id;
+    }
+    if patch.display_mode.is_some() {
+        config.display_mode = patch.display_mode;
+    }
+    if patch.show_on_course.is_some() {
+        config.show_on_course = patch.show_on_course;
+    }
+    if patch.merge_strategy.is_some() {
+        config.merge_strategy = patch.merge_strategy;
+    }
+    config
 }
 
 /// `(race_id, participant_id)`.

@@ -67,9 +67,12 @@ pub enum AdminCommand {
         event_id: String,
         to: EventStatus,
     },
+    /// `PATCH .../config`: the fields `patch` names replace the stored ones, merged in the
+    /// loop (so concurrent patches of different fields all survive). A changed merge
+    /// strategy re-merges the event's last export under the new strategy in the same commit.
     SetConfig {
         event_id: String,
-        config: EventConfig,
+        patch: EventConfig,
     },
     /// Operator: change the database size cap (`--max-db-size`) at runtime, e.g. to let
     /// inputs apply again after the cap was reached. `None` lifts the cap.
@@ -160,6 +163,7 @@ pub enum Outcome {
     },
     ConfigSet {
         event_id: String,
+        /// The whole config after the patch.
         config: EventConfig,
     },
     /// The effective database size cap in bytes.

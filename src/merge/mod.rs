@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub use apply::ingest_allowed;
+pub use apply::{config_patch_allowed, ingest_allowed};
 pub use input::{
     AdminCommand, Envelope, Input, Outcome, Reply, ResultUpdate, Via, XmlOrigin, XmlTarget,
 };
 
 use crate::model::{Event, EventHeader, EventMeta, EventStatus, MergeStrategy};
-use crate::store::{Store, StoreError};
+use crate::store::{LastExport, Store, StoreError};
+use crate::xml::Export;
 
 /// Why an input was refused. Nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -247,6 +248,8 @@ pub fn start(
     settings: MergeSettings,
 ) -> Result<(MergeHandle, tokio::task::JoinHandle<()>), StoreError> {
     let loaded = store.load()?;
+    let retired_seqs = loaded.retired_seqs;
+    let last_exports = loaded.last_exports;
     let snapshot = Arc::new(Snapshot {
         epoch: loaded.epoch,
         events: loaded.events,
@@ -274,6 +277,8 @@ pub fn start(
         snap_tx,
         pub_tx,
         oncourse_seen: BTreeMap::new(),
+        retired_seqs,
+        last_exports,
         stats,
     };
     let join = tokio::task::spawn_blocking(move || {
@@ -290,6 +295,13 @@ struct MergeLoop {
     pub_tx: broadcast::Sender<Arc<Published>>,
     /// When each event's on-course list was last refreshed by the ingest API.
     oncourse_seen: BTreeMap<String, Instant>,
+    /// The last `seq` of each deleted event id (stored): an event created again under that id
+    /// is numbered after it, so no spectator of the old event can resume into the new one.
+    /// One entry per deleted id, removed when the id is created again.
+    retired_seqs: BTreeMap<String, u64>,
+    /// The last export merged into each event (also stored), for a merge-strategy change.
+    /// One per event.
+    last_exports: BTreeMap<String, Arc<Export>>,
     stats: Arc<LoopStats>,
 }
 
@@ -347,7 +359,7 @@ impl MergeLoop {
                 target,
                 export,
                 origin,
-            } => self.import(target, &export, origin),
+            } => self.import(target, Arc::new(*export), origin),
             Input::OnCourse {
                 event_id,
                 entries,
@@ -448,7 +460,7 @@ impl MergeLoop {
     fn import(
         &mut self,
         target: XmlTarget,
-        export: &crate::xml::Export,
+        export: Arc<Export>,
         origin: XmlOrigin,
     ) -> Result<Outcome, MergeError> {
         let xml_id = &export.event.event_id;
@@ -494,9 +506,21 @@ impl MergeLoop {
             )),
         };
         let strategy = base.merge_strategy(self.settings.default_strategy);
+        let bound_export_id = base.header.xml_event_id.clone();
         let mut new = base;
-        apply::merge_export(&mut new, export, strategy);
-        let rows = self.commit_events(vec![(existing, Some(new))])?;
+        apply::merge_export(&mut new, &export, strategy);
+        if matches!(target, XmlTarget::Event(_)) {
+            // A keyed import (ingest API) writes only the key's event, and its `EventId` is
+            // ignored: it never binds the event to the venue's folder or TCP feed, which find
+            // their event by the `EventId` of the exports they fed (direct mode).
+            new.header.xml_event_id = bound_export_id;
+        }
+        let remember = LastExportOwned {
+            event_row: new.header.id,
+            event_id: wanted_id.clone(),
+            export: Arc::clone(&export),
+        };
+        let rows = self.commit_events_with(vec![(existing, Some(new))], Some(remember))?;
         // Only the folder's exports pick the event TCP feeds: a key holder posting its own
         // event's export must not redirect the venue's timing.
         if matches!(origin, XmlOrigin::File(_)) {
@@ -595,8 +619,9 @@ impl MergeLoop {
             }
             AdminCommand::DeleteEvent { event_id } => {
                 let old = Arc::clone(self.event(&event_id)?);
-                self.oncourse_seen.remove(&event_id);
                 self.commit_events(vec![(Some(old), None)])?;
+                self.oncourse_seen.remove(&event_id);
+                self.last_exports.remove(&event_id);
                 Ok(Outcome::EventDeleted { event_id })
             }
             AdminCommand::Transition { event_id, to } => {
@@ -617,16 +642,28 @@ impl MergeLoop {
                     changed_at,
                 })
             }
-            AdminCommand::SetConfig { event_id, config } => {
+            AdminCommand::SetConfig { event_id, patch } => {
                 let old = Arc::clone(self.event(&event_id)?);
-                if !ingest_allowed(old.header.status, "config") {
+                if !config_patch_allowed(old.header.status, &patch) {
                     return Err(MergeError::Forbidden {
                         data: "config",
                         status: old.header.status,
                     });
                 }
+                let default = self.settings.default_strategy;
                 let mut new = (*old).clone();
-                new.header.config = config.clone();
+                new.header.config = apply::patch_config(&old.header.config, patch);
+                let config = new.header.config.clone();
+                let strategy = new.merge_strategy(default);
+                if strategy != old.merge_strategy(default) && new.header.has_xml_data {
+                    // Same commit: spectators see the config and the re-merged results
+                    // together, with one seq.
+                    if let Some(export) = self.last_exports.get(&event_id) {
+                        let keep_binding = new.header.xml_event_id.clone();
+                        apply::merge_export(&mut new, export, strategy);
+                        new.header.xml_event_id = keep_binding;
+                    }
+                }
                 self.commit_events(vec![(Some(old), Some(new))])?;
                 Ok(Outcome::ConfigSet { event_id, config })
             }
@@ -648,6 +685,21 @@ impl MergeLoop {
         &mut self,
         changes: Vec<(Option<Arc<Event>>, Option<Event>)>,
     ) -> Result<usize, MergeError> {
+        self.commit_events_with(changes, None)
+    }
+
+    /// [`Self::commit_events`], also storing `export` as the event's last export in the same
+    /// transaction when it differs from the one kept (written even if no row changed).
+    fn commit_events_with(
+        &mut self,
+        changes: Vec<(Option<Arc<Event>>, Option<Event>)>,
+        export: Option<LastExportOwned>,
+    ) -> Result<usize, MergeError> {
+        let export = export.filter(|e| {
+            self.last_exports
+                .get(&e.event_id)
+                .is_none_or(|kept| **kept != *e.export)
+        });
         let mut pending: Vec<(Option<Arc<Event>>, Option<Event>, EventChange)> = Vec::new();
         for (old, new) in changes {
             match (old, new) {
@@ -668,13 +720,22 @@ impl MergeLoop {
                     let Some(mut change) = describe(old.as_deref(), &new) else {
                         continue;
                     };
-                    new.header.seq = old.as_ref().map_or(0, |o| o.header.seq) + 1;
+                    // A re-created id continues after the deleted event's last seq.
+                    let base = match &old {
+                        Some(o) => o.header.seq,
+                        None => self
+                            .retired_seqs
+                            .get(&new.header.event_id)
+                            .copied()
+                            .unwrap_or(0),
+                    };
+                    new.header.seq = base + 1;
                     change.seq = new.header.seq;
                     pending.push((old, Some(new), change));
                 }
             }
         }
-        if pending.is_empty() {
+        if pending.is_empty() && export.is_none() {
             return Ok(0);
         }
         let started = Instant::now();
@@ -683,7 +744,11 @@ impl MergeLoop {
             .iter()
             .map(|(o, n, _)| (o.as_deref(), n.as_ref()))
             .collect();
-        let written = match self.store.commit(&pairs, &stamp) {
+        let last = export.as_ref().map(|e| LastExport {
+            event_row: e.event_row,
+            export: &e.export,
+        });
+        let written = match self.store.commit(&pairs, last, &stamp) {
             Ok(w) => {
                 self.stats
                     .last_commit_failed
@@ -707,15 +772,26 @@ impl MergeLoop {
         self.stats.commit_seconds.observe(took.as_secs_f64());
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
 
+        if let Some(e) = export {
+            self.last_exports.insert(e.event_id, e.export);
+        }
+        if pending.is_empty() {
+            return Ok(written.rows);
+        }
         let mut events = self.state.events.clone();
         let mut changeset = ChangeSet::default();
         for (old, new, change) in pending {
             match new {
                 Some(new) => {
+                    if old.is_none() {
+                        self.retired_seqs.remove(&new.header.event_id);
+                    }
                     events.insert(new.header.event_id.clone(), Arc::new(new));
                 }
                 None => {
                     if let Some(old) = old {
+                        self.retired_seqs
+                            .insert(old.header.event_id.clone(), change.seq);
                         events.remove(&old.header.event_id);
                     }
                 }
@@ -737,6 +813,13 @@ impl MergeLoop {
         }));
         Ok(written.rows)
     }
+}
+
+/// An export to keep as an event's last one, with what the store needs to write it.
+struct LastExportOwned {
+    event_row: i64,
+    event_id: String,
+    export: Arc<Export>,
 }
 
 /// What differs between two versions of an event; `None` when nothing does.

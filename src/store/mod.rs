@@ -13,6 +13,7 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::model::Event;
+use crate::xml::Export;
 
 pub use rows::{load_event_content, WriteStats};
 
@@ -63,6 +64,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_key_dates.sql"),
     include_str!("../../migrations/0003_gates_json.sql"),
+    include_str!("../../migrations/0004_retired_events_last_exports_results_index.sql"),
 ];
 
 pub struct Store {
@@ -76,6 +78,10 @@ pub struct Loaded {
     pub events: BTreeMap<String, Arc<Event>>,
     /// Rows that could not be read and were left out (see [`SkippedRows`]).
     pub skipped: SkippedRows,
+    /// The last `seq` of each deleted event id (see [`Store::commit`]).
+    pub retired_seqs: BTreeMap<String, u64>,
+    /// The last export merged into each event, by event id.
+    pub last_exports: BTreeMap<String, Arc<Export>>,
 }
 
 /// A stored row that could not be read at start-up. It stays in the database untouched; the
@@ -116,6 +122,13 @@ impl SkippedRows {
             self.rows.push(row);
         }
     }
+}
+
+/// An export to remember as the last one merged into an event, written with the commit.
+pub struct LastExport<'a> {
+    /// The event's row id (`EventHeader::id`).
+    pub event_row: i64,
+    pub export: &'a Export,
 }
 
 impl Store {
@@ -208,28 +221,74 @@ impl Store {
         let mut skipped = SkippedRows::default();
         let headers = rows::load_headers(&self.conn, &mut skipped)?;
         let mut events = BTreeMap::new();
+        let mut by_row = BTreeMap::new();
         for header in headers {
             let event = load_event_content(&self.conn, header, &mut skipped)?;
+            by_row.insert(event.header.id, event.header.event_id.clone());
             events.insert(event.header.event_id.clone(), Arc::new(event));
+        }
+        let mut retired_seqs = BTreeMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT event_id, last_seq FROM retired_events")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (event_id, seq) = row?;
+            retired_seqs.insert(event_id, seq.max(0) as u64);
+        }
+        let mut last_exports = BTreeMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT event_id, export FROM last_exports")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            let (event_row, json) = row?;
+            let Some(event_id) = by_row.get(&event_row) else {
+                continue;
+            };
+            // Only a strategy change reads it; an unreadable one (written by another version)
+            // must not stop start-up: the next export replaces it.
+            match serde_json::from_str::<Export>(&json) {
+                Ok(export) => {
+                    last_exports.insert(event_id.clone(), Arc::new(export));
+                }
+                Err(e) => tracing::warn!(
+                    event = %event_id, error = %e,
+                    "stored last export unreadable; a strategy change re-merges from the next export"
+                ),
+            }
         }
         Ok(Loaded {
             epoch: self.epoch.clone(),
             events,
             skipped,
+            retired_seqs,
+            last_exports,
         })
     }
 
     /// Writes, in one transaction, the difference between the old and new state of each
-    /// event given (`None` = the event does not exist on that side).
+    /// event given (`None` = the event does not exist on that side), and `last_export` when
+    /// given.
+    ///
+    /// A deleted event leaves its last `seq` in `retired_events`; creating the id again
+    /// removes it (the merge loop numbers the new event after it).
     pub fn commit(
         &mut self,
         changes: &[(Option<&Event>, Option<&Event>)],
+        last_export: Option<LastExport<'_>>,
         now: &str,
     ) -> Result<WriteStats, StoreError> {
         let tx = self.conn.transaction()?;
         let mut stats = WriteStats::default();
         for (old, new) in changes {
             write_event(&tx, *old, *new, now, &mut stats)?;
+        }
+        if let Some(last) = last_export {
+            let json = serde_json::to_string(last.export)
+                .map_err(|e| StoreError::Corrupt(format!("last export: {e}")))?;
+            tx.execute(
+                "INSERT OR REPLACE INTO last_exports (event_id, export) VALUES (?1, ?2)",
+                params![last.event_row, json],
+            )?;
         }
         tx.commit()?;
         Ok(stats)
@@ -301,10 +360,21 @@ fn write_event(
         (Some(old), None) => {
             // Cascades to every table of the event.
             tx.execute("DELETE FROM events WHERE id = ?1", [old.header.id])?;
+            // The deletion itself is numbered `seq + 1` (spectators see it).
+            tx.execute(
+                "INSERT OR REPLACE INTO retired_events (event_id, last_seq) VALUES (?1, ?2)",
+                params![old.header.event_id, (old.header.seq + 1) as i64],
+            )?;
             stats.rows += 1;
             Ok(())
         }
         (old, Some(new)) => {
+            if old.is_none() {
+                tx.execute(
+                    "DELETE FROM retired_events WHERE event_id = ?1",
+                    [&new.header.event_id],
+                )?;
+            }
             if old.map(|o| &o.header) != Some(&new.header) {
                 rows::upsert_header(tx, &new.header)?;
                 stats.rows += 1;

@@ -453,6 +453,7 @@ pub(super) fn write_content(
         )?;
     }
     if old.is_none_or(|o| !Arc::ptr_eq(&o.participants, &new.participants)) {
+        let mut removed_participants: Vec<String> = Vec::new();
         diff_maps(
             old.map(|o| &*o.participants),
             &new.participants,
@@ -498,15 +499,22 @@ pub(super) fn write_content(
                 .map_err(Into::into)
             },
             |k| {
-                n.set(n.get() + 1);
-                tx.execute(
-                    "DELETE FROM participants WHERE event_id = ?1 AND participant_id = ?2",
-                    params![id, k],
-                )
-                .map(drop)
-                .map_err(Into::into)
+                removed_participants.push(k.clone());
+                Ok(())
             },
         )?;
+        if !removed_participants.is_empty() {
+            // One statement for the whole set (an export may drop thousands); the cascade to
+            // their results uses `results_by_participant`.
+            let ids = serde_json::to_string(&removed_participants)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let deleted = tx.execute(
+                "DELETE FROM participants
+                 WHERE event_id = ?1 AND participant_id IN (SELECT value FROM json_each(?2))",
+                params![id, ids],
+            )?;
+            n.set(n.get() + deleted);
+        }
     }
     if old.is_none_or(|o| !Arc::ptr_eq(&o.classes, &new.classes)) {
         diff_maps(
@@ -588,11 +596,11 @@ pub(super) fn write_content(
                 // Rows of a deleted race or participant went with it (cascade).
                 if race_still_exists && new.participants.contains_key(participant_id) {
                     n.set(n.get() + 1);
-                    tx.execute(
+                    tx.prepare_cached(
                         "DELETE FROM results WHERE event_id = ?1 AND race_id = ?2
                             AND participant_id = ?3",
-                        params![id, race_id, participant_id],
-                    )?;
+                    )?
+                    .execute(params![id, race_id, participant_id])?;
                 }
                 Ok(())
             },

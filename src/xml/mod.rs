@@ -57,14 +57,15 @@ pub enum XmlError {
 }
 
 /// The `Events` row: what identifies the event and describes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExportEvent {
     pub event_id: String,
     pub meta: EventMeta,
 }
 
-/// A whole export, in document order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A whole export, in document order. Serializable: the store keeps the last one merged
+/// into each event (a merge-strategy change re-merges it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Export {
     pub event: ExportEvent,
     pub participants: Vec<Participant>,

@@ -50,11 +50,20 @@ pub async fn start(cfg: HubConfig) -> Harness {
 }
 
 pub async fn start_with(cfg: HubConfig, settings: HttpSettings) -> Harness {
+    start_with_wire(cfg, settings, Arc::new(PublicWire)).await
+}
+
+/// [`start_with`] with another wire builder (e.g. a deliberately slow one).
+pub async fn start_with_wire(
+    cfg: HubConfig,
+    settings: HttpSettings,
+    wire: Arc<dyn c123_live::hub::WireBuilder>,
+) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("live.db"), Synchronous::Off).expect("store");
     let (merge, _join) = merge::start(store, MergeSettings::default()).expect("merge");
     let shutdown = Shutdown::new();
-    let (hub, hub_task) = Hub::start(cfg, Arc::new(PublicWire), &merge, shutdown.clone());
+    let (hub, hub_task) = Hub::start(cfg, wire, &merge, shutdown.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let state = AppState::new(merge.clone(), settings).with_hub(hub.clone());
@@ -246,4 +255,32 @@ pub async fn refused_status(url: &str) -> Option<u16> {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Some(resp.status().as_u16()),
         Err(e) => panic!("unexpected error {e}"),
     }
+}
+
+/// The frames of the next change: one frame, or all `parts` of a multi-frame diff (same
+/// `seq`, `part` 1..=`parts`, in order).
+pub async fn next_change(ws: &mut Ws) -> Vec<Value> {
+    let mut frames: Vec<Value> = Vec::new();
+    loop {
+        let m = next_json(ws).await;
+        let parts = m["parts"].as_u64().unwrap_or(1);
+        let part = m["part"].as_u64().unwrap_or(1);
+        assert_eq!(part as usize, frames.len() + 1, "parts in order: {m}");
+        if let Some(first) = frames.first() {
+            assert_eq!(first["seq"], m["seq"], "all parts share the seq");
+        }
+        frames.push(m);
+        if part == parts {
+            return frames;
+        }
+    }
+}
+
+/// The first frame of the next change (the whole message when it has one frame).
+pub async fn next_msg(ws: &mut Ws) -> Value {
+    next_change(ws)
+        .await
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Null)
 }
