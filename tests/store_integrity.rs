@@ -416,7 +416,10 @@ fn a_version_2_database_migrates_and_keeps_its_fixed_width_gates() {
                 .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
         })
         .count() as i64;
-    assert_eq!(version, newest, "every migration up to the newest was applied");
+    assert_eq!(
+        version, newest,
+        "every migration up to the newest was applied"
+    );
     let loaded = store.load().unwrap();
     assert_eq!(loaded.skipped.count, 0);
     let row = loaded.events["old"].result("R1", "P1").unwrap();
