@@ -10,7 +10,8 @@ mod frames;
 use std::time::{Duration, Instant};
 
 use c123_live::c123::frame::{
-    parse_frame, FrameError, Message, MAX_ID_CHARS, MAX_LIST_CHARS, MAX_TEXT_CHARS,
+    parse_frame, FrameError, Message, MAX_ID_CHARS, MAX_LIST_CHARS, MAX_LIST_ENTRIES,
+    MAX_TEXT_CHARS,
 };
 use common::*;
 use serde_json::json;
@@ -174,6 +175,110 @@ fn frame_lists_and_texts_are_bounded() {
         parse_frame(&tod),
         Err(FrameError::TooLong {
             element: "TimeOfDay",
+            ..
+        })
+    ));
+}
+
+/// One `<Results>` table carries at most 1024 rows and one `<Schedule>` at most 1024 races
+/// (a 4 MiB frame could otherwise hand the merge loop ~40 000 rows in one input).
+#[test]
+fn frame_rows_and_schedule_races_are_bounded_at_1024() {
+    assert_eq!(MAX_LIST_ENTRIES, 1024);
+    let results = |n: usize| {
+        let start = frames::RESULTS_FR_HO_BR1.find("<Row ").unwrap();
+        let end = frames::RESULTS_FR_HO_BR1.find("</Row>").unwrap() + "</Row>".len();
+        let row = &frames::RESULTS_FR_HO_BR1[start..end];
+        let rows: String = (0..n)
+            .map(|i| row.replace("Bib=\" 205\"", &format!("Bib=\"{i}\"")))
+            .collect();
+        let close = frames::RESULTS_FR_HO_BR1.find("</Results>").unwrap();
+        format!(
+            "{}{rows}{}",
+            &frames::RESULTS_FR_HO_BR1[..start],
+            &frames::RESULTS_FR_HO_BR1[close..]
+        )
+    };
+    match parse_frame(&results(1024)).expect("1024 rows").remove(0) {
+        Message::Results(table) => assert_eq!(table.rows.len(), 1024),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse_frame(&results(1025)),
+        Err(FrameError::TooMany {
+            element: "Row",
+            limit: 1024
+        })
+    ));
+    let schedule = |n: usize| {
+        let race = "<Race Order=\"1\" RaceId=\"K1M_ST_BR1_6\" Race=\"K1m\" RaceStatus=\"5\"><StartTime /></Race>";
+        format!(
+            "<Canoe123 System=\"Main\"><Schedule>{}</Schedule></Canoe123>",
+            race.repeat(n)
+        )
+    };
+    match parse_frame(&schedule(1024)).expect("1024 races").remove(0) {
+        Message::Schedule(races) => assert_eq!(races.len(), 1024),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse_frame(&schedule(1025)),
+        Err(FrameError::TooMany {
+            element: "Race",
+            limit: 1024
+        })
+    ));
+}
+
+/// TCP times, penalties and ranks have the ranges of the XML and JSON inputs (24 h,
+/// 86 400 s, 99 999): an absurd value is a parse error, never a published time.
+#[test]
+fn frame_times_penalties_and_ranks_are_range_checked() {
+    let finish = frames::ONCOURSE_FINISH_BIB9;
+    let with = |from: &str, to: &str| {
+        assert!(finish.contains(from), "{from}");
+        finish.replace(from, to)
+    };
+    // At the bound: accepted.
+    for ok in [
+        with("Time=\"51.20\"", "Time=\"86400.000\""),
+        with("Time=\"51.20\"", "Time=\"24:00:00\""),
+        with("TTBDiff=\"+12.79\"", "TTBDiff=\"-86400.00\""),
+        with("Pen=\"52\"", "Pen=\"86400\""),
+        with("Rank=\"8\"", "Rank=\"99999\""),
+    ] {
+        assert!(parse_frame(&ok).is_ok(), "{ok}");
+    }
+    for (bad, attribute) in [
+        (with("Time=\"51.20\"", "Time=\"86400.001\""), "Time"),
+        (with("Time=\"51.20\"", "Time=\"99999999999\""), "Time"),
+        (with("Total=\"103.20\"", "Total=\"86401\""), "Total"),
+        (
+            with("TTBDiff=\"+12.79\"", "TTBDiff=\"-86400.01\""),
+            "TTBDiff",
+        ),
+        (with("Pen=\"52\"", "Pen=\"86401\""), "Pen"),
+        (with("Rank=\"8\"", "Rank=\"100000\""), "Rank"),
+    ] {
+        match parse_frame(&bad) {
+            Err(FrameError::InvalidValue { attribute: a, .. }) => assert_eq!(a, attribute, "{bad}"),
+            other => panic!("{attribute}: {other:?}"),
+        }
+    }
+    // The same ranges in a Results row.
+    let row = frames::RESULTS_FR_HO_BR1.replacen("Time=\"83.15\"", "Time=\"90000\"", 1);
+    assert!(matches!(
+        parse_frame(&row),
+        Err(FrameError::InvalidValue {
+            attribute: "Time",
+            ..
+        })
+    ));
+    let row = frames::RESULTS_FR_HO_BR1.replacen("Pen=\"4\"", "Pen=\"100000\"", 1);
+    assert!(matches!(
+        parse_frame(&row),
+        Err(FrameError::InvalidValue {
+            attribute: "Pen",
             ..
         })
     ));

@@ -30,7 +30,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 use quick_xml::XmlVersion;
 
-use crate::model::Gates;
+use crate::model::{Gates, MAX_RANK, MAX_RUN_PENALTY_S, MAX_TIME_MS};
 
 /// Maximum element nesting accepted. Real frames nest 4 deep (`Canoe123/Results/Row/Result`).
 pub const MAX_DEPTH: usize = 16;
@@ -47,6 +47,10 @@ pub const MAX_TEXT_CHARS: usize = 200;
 /// Lists in one attribute (`Gates`, `GateCaptions`, `GateConfig`): at most this many
 /// characters (30 gates of `50,` are 90).
 pub const MAX_LIST_CHARS: usize = 1024;
+/// Rows of one `<Results>` table and races of one `<Schedule>`: at most this many. A real
+/// race has a few hundred starters at most and an event a few dozen races; without it one
+/// 4 MiB frame could carry ~40 000 rows for the merge loop to apply.
+pub const MAX_LIST_ENTRIES: usize = 1024;
 
 /// The bound of an attribute's value, by its name.
 fn max_chars(attribute: &str) -> usize {
@@ -352,6 +356,15 @@ pub enum FrameError {
         element: &'static str,
         /// Attribute name (or `text` for an element's text).
         attribute: &'static str,
+        /// The bound.
+        limit: usize,
+    },
+    /// More `<Row>`s in one `<Results>`, or `<Race>`s in one `<Schedule>`, than
+    /// [`MAX_LIST_ENTRIES`]; nothing of the frame is used.
+    #[error("more than {limit} <{element}> elements in one message")]
+    TooMany {
+        /// `Row` or `Race`.
+        element: &'static str,
         /// The bound.
         limit: usize,
     },
@@ -728,13 +741,32 @@ impl<'a> Attrs<'a> {
         Ok(self.opt_u32(key)?.unwrap_or(0))
     }
 
-    /// Rank-like: empty or 0 → `None`.
+    /// Rank-like: empty or 0 → `None`; at most [`MAX_RANK`], as for the other inputs.
     fn rank(&self, key: &'static str) -> Result<Option<u32>, FrameError> {
-        Ok(self.opt_u32(key)?.filter(|&r| r != 0))
+        let rank = self.opt_u32(key)?.filter(|&r| r != 0);
+        if rank.is_some_and(|r| i64::from(r) > MAX_RANK) {
+            return Err(self.invalid(key, "rank over model::MAX_RANK"));
+        }
+        Ok(rank)
     }
 
+    /// A run penalty in whole seconds, at most [`MAX_RUN_PENALTY_S`] (as for XML and JSON).
+    fn penalty_s(&self, key: &'static str) -> Result<Option<u32>, FrameError> {
+        let pen = self.opt_u32(key)?;
+        if pen.is_some_and(|p| i64::from(p) > MAX_RUN_PENALTY_S) {
+            return Err(self.invalid(key, "penalty over model::MAX_RUN_PENALTY_S"));
+        }
+        Ok(pen)
+    }
+
+    /// A time or time difference; its magnitude is at most [`MAX_TIME_MS`] (24 h), the bound
+    /// of every other input, so an absurd value is a parse error, not a published time.
     fn seconds(&self, key: &'static str) -> Result<Option<SecondsValue>, FrameError> {
-        self.map(key, parse_seconds)
+        let value = self.map(key, parse_seconds)?;
+        if value.is_some_and(|v| v.ms.abs() > MAX_TIME_MS) {
+            return Err(self.invalid(key, "more than 24 hours"));
+        }
+        Ok(value)
     }
 
     fn ms(&self, key: &'static str) -> Result<Option<i64>, FrameError> {
@@ -799,7 +831,13 @@ impl Parser {
                     row_number: attrs.opt_u32("Number")?,
                     ..ResultRow::default()
                 };
-                if let Some(Building::Results(_, current)) = &mut self.building {
+                if let Some(Building::Results(table, current)) = &mut self.building {
+                    if table.rows.len() >= MAX_LIST_ENTRIES {
+                        return Err(FrameError::TooMany {
+                            element: "Row",
+                            limit: MAX_LIST_ENTRIES,
+                        });
+                    }
                     *current = Some(row);
                 }
                 Scope::Row
@@ -812,6 +850,12 @@ impl Parser {
                 attrs_read = true;
                 let race = read_schedule_race(&Attrs::read(e, "Race", position)?)?;
                 if let Some(Building::Schedule(races)) = &mut self.building {
+                    if races.len() >= MAX_LIST_ENTRIES {
+                        return Err(FrameError::TooMany {
+                            element: "Race",
+                            limit: MAX_LIST_ENTRIES,
+                        });
+                    }
                     races.push(race);
                 }
                 Scope::Race
@@ -941,7 +985,7 @@ impl Parser {
                         r.dt_finish_ms = a.time_of_day("dtFinish")?;
                     }
                     "T" => {
-                        r.pen_s = a.opt_u32("Pen")?;
+                        r.pen_s = a.penalty_s("Pen")?;
                         let time = a.seconds("Time")?;
                         r.time_ms = time.map(|t| t.ms);
                         r.time_is_running = time.is_some_and(|t| t.whole_seconds);
@@ -1017,7 +1061,7 @@ impl Parser {
                         _ => Irm::Other(irm),
                     });
                 row.under_investigation = a.raw("PP").contains('*');
-                row.pen_s = a.opt_u32("Pen")?;
+                row.pen_s = a.penalty_s("Pen")?;
                 row.gates = a.map("Gates", parse_fixed_width_gates)?;
                 row.time_ms = a.ms("Time")?;
                 row.total_ms = a.ms("Total")?;
