@@ -308,14 +308,19 @@ async fn limits_and_huge_arrays() {
         .await;
     assert_eq!(st, 400, "{b}");
     assert!(b["message"].as_str().unwrap().contains("at most 10000"));
-    let (st, _) = s2
+    let (st, b) = s2
         .post_ingest(
             "/api/v1/ingest/oncourse",
             &key2,
             json!({"oncourse": [{"participantId": "1.K1M", "raceId": "K1M_QUA_1", "bib": 1, "gates": vec![0; 5000]}]}),
         )
         .await;
-    assert_eq!(st, 400);
+    assert_eq!(st, 400, "{b}");
+    let message = b["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("oncourse[0].gates") && message.contains("64"),
+        "the refusal names the field and the 64-slot bound: {message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
