@@ -59,10 +59,7 @@ fn small_complete_export() -> Vec<u8> {
     // Top-level elements are indented by two spaces and close on a line of their own.
     while let Some(open) = rest.find("\n  <") {
         let name_start = open + 4;
-        let name_end = name_start
-            + rest[name_start..]
-                .find(|c: char| c == '>' || c == ' ')
-                .expect("element name");
+        let name_end = name_start + rest[name_start..].find(['>', ' ']).expect("element name");
         let name = &rest[name_start..name_end];
         let close = format!("</{name}>");
         let end = rest[name_end..].find(&close).expect("element end") + name_end + close.len();
