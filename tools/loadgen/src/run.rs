@@ -33,25 +33,7 @@ pub async fn run(args: Args, nofile: u64) -> Result<()> {
             "RLIMIT_NOFILE is {nofile}: not enough for {clients} clients"
         )));
     }
-    let recording = match &args.recording {
-        Some(p) => Some(Recording::parse(
-            &std::fs::read_to_string(p).io(format!("reading {}", p.display()))?,
-        )?),
-        None => None,
-    };
-    println!(
-        "loadgen: {clients} clients, {} (machine: {} cores, load {})",
-        match &recording {
-            Some(r) => format!(
-                "recording of {} frames at speed {}",
-                r.frames.len(),
-                args.speed
-            ),
-            None => format!("{diffs} synthetic on-course diffs at {}/s", args.rate),
-        },
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load()
-    );
+    let recording = load_recording(&args)?;
     let (daemon, _key) = Daemon::start(&args, clients + 16).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = daemon.rss_kib();
@@ -112,6 +94,34 @@ pub async fn run(args: Args, nofile: u64) -> Result<()> {
     println!("rss_after_kib: {rss_after}");
     println!("load: {}", load());
     Ok(())
+}
+
+/// The `--recording`, if given, and the report's first line.
+fn load_recording(args: &Args) -> Result<Option<Recording>> {
+    let recording = match &args.recording {
+        Some(p) => Some(Recording::parse(
+            &std::fs::read_to_string(p).io(format!("reading {}", p.display()))?,
+        )?),
+        None => None,
+    };
+    println!(
+        "loadgen: {} clients, {} (machine: {} cores, load {})",
+        args.clients,
+        match &recording {
+            Some(r) => format!(
+                "recording of {} frames at speed {}",
+                r.frames.len(),
+                args.speed
+            ),
+            None => format!(
+                "{} synthetic on-course diffs at {}/s",
+                args.diffs, args.rate
+            ),
+        },
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load()
+    );
+    Ok(recording)
 }
 
 /// CPU seconds (user, system) of the daemon and of this process.

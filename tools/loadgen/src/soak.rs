@@ -100,6 +100,27 @@ pub async fn soak(args: Args) -> Result<()> {
     let (opened, totals) = churn.await?;
     let day = day?;
     let rss_end = daemon.rss_kib();
+    print_report(
+        &day,
+        wall,
+        (imports, import_failures, worst),
+        opened,
+        &totals,
+        rss_end,
+    );
+    println!("load: {}", load());
+    Ok(())
+}
+
+/// The soak's closing lines.
+fn print_report(
+    day: &Day,
+    wall: f64,
+    (imports, import_failures, worst): (u64, u64, Duration),
+    opened: u64,
+    totals: &Totals,
+    rss_end: u64,
+) {
     println!("simulated_ms: {}", day.sim_ms);
     println!("wall_s: {wall:.1}");
     println!("laps: {}", day.laps);
@@ -124,8 +145,6 @@ pub async fn soak(args: Args) -> Result<()> {
             first.1, last.1
         );
     }
-    println!("load: {}", load());
-    Ok(())
 }
 
 /// Every simulated minute, the export with one result time changed. Returns (imports,
