@@ -3,7 +3,7 @@
 //! about time. Run: `cargo bench --bench fanout`.
 //!
 //! The socket side (10 000 write tasks, syscalls, the kernel) is measured end to end by
-//! `c123-live loadgen` (BENCHMARKS.md).
+//! `c123-loadgen` (tools/loadgen, BENCHMARKS.md).
 
 use std::hint::black_box;
 use std::sync::Arc;

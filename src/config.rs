@@ -57,9 +57,6 @@ pub enum Command {
     Demo(DemoArgs),
     /// Play a `.tcp.jsonl` recording as Canoe123 would send it.
     Replay(ReplayArgs),
-    /// Load generator and soak test: starts a daemon as a child process, opens WebSocket
-    /// clients to one event and feeds the daemon through its TCP source (see BENCHMARKS.md).
-    Loadgen(Box<crate::loadgen::LoadgenArgs>),
 }
 
 #[derive(Debug, Args, Clone)]

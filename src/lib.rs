@@ -15,7 +15,6 @@
 //! - [`keys`]: API key generation and constant-time comparison.
 //! - [`daemon`]: wiring of all tasks, start-up and orderly shutdown.
 //! - [`config`]: settings shared by the binary and the tests.
-//! - [`loadgen`]: the load generator and soak test (`c123-live loadgen`).
 //! - [`shutdown`]: the one shutdown signal every task listens to.
 
 pub mod c123;
@@ -25,7 +24,6 @@ pub mod http;
 pub mod hub;
 pub mod ingest;
 pub mod keys;
-pub mod loadgen;
 pub mod merge;
 pub mod model;
 pub mod result_status;

@@ -79,9 +79,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => {
             c123_live::daemon::demo(args).await?;
         }
-        Command::Loadgen(args) => {
-            c123_live::loadgen::run(*args).await?;
-        }
         Command::Replay(args) => {
             use c123_live::ingest::replay::{self, ReplaySettings};
             let text = std::fs::read_to_string(&args.recording)

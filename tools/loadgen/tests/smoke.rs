@@ -1,20 +1,49 @@
-//! The load generator and the soak cannot rot: both run tiny against the real binary (which
-//! starts its own daemon as a child process) and must report sane numbers. The real
+//! The load generator and the soak cannot rot: both run tiny against the real daemon binary
+//! (the tool starts it as a child process) and must report sane numbers. The real
 //! measurements are in BENCHMARKS.md.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
+
+/// The daemon binary, `target/<profile>/c123-live` next to the tool. `cargo test` at the
+/// root builds it (the root package's integration tests need it); when only this member is
+/// tested (`cargo test -p c123-loadgen`) it may be missing, and is built here.
+fn daemon() -> &'static Path {
+    static DAEMON: OnceLock<PathBuf> = OnceLock::new();
+    DAEMON.get_or_init(|| {
+        let tool = Path::new(env!("CARGO_BIN_EXE_c123-loadgen"));
+        let path = tool.with_file_name(format!("c123-live{}", std::env::consts::EXE_SUFFIX));
+        if !path.is_file() {
+            let release = tool.parent().and_then(Path::file_name) == Some("release".as_ref());
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo
+                .args(["build", "--quiet", "-p", "c123-live", "--bin", "c123-live"])
+                .arg("--manifest-path")
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml"));
+            if release {
+                cargo.arg("--release");
+            }
+            let status = cargo.status().expect("run cargo build for the daemon");
+            assert!(status.success(), "building the daemon failed: {status}");
+            assert!(path.is_file(), "no daemon at {}", path.display());
+        }
+        path
+    })
+}
 
 fn run(args: &[&str]) -> HashMap<String, String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_c123-live"))
-        .arg("loadgen")
+    let out = Command::new(env!("CARGO_BIN_EXE_c123-loadgen"))
+        .arg("--daemon")
+        .arg(daemon())
         .args(args)
         .output()
-        .expect("run loadgen");
+        .expect("run c123-loadgen");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "loadgen failed: {stdout}\n{}",
+        "c123-loadgen failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     println!("{stdout}");
@@ -52,6 +81,9 @@ fn loadgen_twenty_clients_twenty_diffs() {
     assert_eq!(num(&m, "clients_connected"), 20.0);
     assert_eq!(num(&m, "clients_failed"), 0.0);
     assert_eq!(num(&m, "seq_gaps"), 0.0);
+    assert_eq!(num(&m, "seq_parts_missing"), 0.0);
+    assert_eq!(num(&m, "seq_out_of_order"), 0.0);
+    assert_eq!(num(&m, "unparsed_messages"), 0.0);
     assert_eq!(num(&m, "resyncs"), 0.0);
     assert_eq!(num(&m, "markers_received"), 400.0);
     assert_eq!(num(&m, "lost"), 0.0);
@@ -95,6 +127,11 @@ fn soak_short_day() {
     // A debug build imports slowly on a loaded machine; the real soak runs in release.
     assert!(num(&m, "xml_imports") >= 1.0);
     assert_eq!(num(&m, "seq_gaps"), 0.0);
+    // The recording's best-run results arrive as two-frame diffs (`part`/`parts`): counted
+    // as one change each, never as a gap.
+    assert!(num(&m, "seq_multi_part_diffs") > 0.0);
+    assert_eq!(num(&m, "seq_parts_missing"), 0.0);
+    assert_eq!(num(&m, "seq_out_of_order"), 0.0);
     assert!(num(&m, "clients_opened") >= 5.0);
     assert!(num(&m, "messages_delivered") > 0.0);
     assert!(num(&m, "rss_first_sample_kib") > 1000.0);
