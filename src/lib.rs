@@ -10,14 +10,17 @@
 //! - [`store`]: SQLite access and migrations (`migrations/*.sql`).
 //! - [`model`]: the domain model (times in milliseconds, penalties in seconds).
 //! - [`result_status`]: the one rule for result statuses (`DNF`, unknown codes) of every input.
+//! - [`api`]: the public JSON wire types (centiseconds) and their pure builders from the model;
+//!   used by both [`http`] and [`hub`].
 //! - [`hub`]: WebSocket rooms, per-client queues, heartbeat, resume ring.
-//! - [`http`]: the hyper server, REST routes and the wire types (centiseconds).
+//! - [`http`]: the hyper server and REST routes.
 //! - [`keys`]: API key generation and constant-time comparison.
 //! - [`daemon`]: wiring of all tasks, start-up and orderly shutdown.
 //! - [`config`]: settings shared by the binary and the tests.
 //! - [`loadgen`]: the load generator and soak test (`c123-live loadgen`).
 //! - [`shutdown`]: the one shutdown signal every task listens to.
 
+pub mod api;
 pub mod c123;
 pub mod config;
 pub mod daemon;

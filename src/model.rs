@@ -2,7 +2,7 @@
 //!
 //! Units follow the Canoe123 XML export, not the wire: run times and totals are integer
 //! **milliseconds**, penalties are integer **seconds**, gate penalties are seconds per gate.
-//! Conversion to the public centisecond API happens only in `http::wire`.
+//! Conversion to the public centisecond API happens only in `crate::api`.
 //!
 //! Collections are `Arc`-wrapped maps so that publishing a new read snapshot after every
 //! commit clones only what that commit touched (structural sharing); everything else is

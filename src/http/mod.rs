@@ -5,7 +5,7 @@
 //! through [`MergeHandle::send`] and are answered only after the commit.
 //!
 //! - [`routes`]: request routing, body limits, handlers.
-//! - [`wire`]: the public JSON types and their pure builders (reused by the WebSocket hub).
+//! - [`wire`]: a temporary alias of [`crate::api`], the public JSON types (issue 13).
 //! - [`error`]: the one error vocabulary.
 //! - [`auth`]: master key, event API keys and their validity window.
 //! - [`metrics`]: Prometheus metrics.
@@ -15,7 +15,10 @@ pub mod error;
 pub mod metrics;
 pub mod routes;
 pub mod static_files;
-pub mod wire;
+
+/// Temporary alias while the axum conversion lands: the wire types live in [`crate::api`],
+/// which the hub uses too (the hub must not import `http`).
+pub use crate::api as wire;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

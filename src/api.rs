@@ -1,4 +1,4 @@
-//! Wire types (public JSON) and their explicit conversion from the domain model.
+//! The public JSON API types and their explicit conversion from the domain model.
 //!
 //! Units on the wire are live-mini's: `time`, `total`, `prevTime`, `prevTotal`, `totalTotal`
 //! in centiseconds (domain milliseconds / 10), `pen`/`prevPen` in centiseconds (domain
