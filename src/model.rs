@@ -8,6 +8,9 @@
 //! commit clones only what that commit touched (structural sharing); everything else is
 //! shared with the previous snapshot.
 
+pub mod best_run;
+pub mod ranking;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;

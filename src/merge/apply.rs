@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::ranking::rank_race;
 use super::ResultUpdate;
+use crate::model::ranking::rank_race;
 use crate::model::{
     Class, Course, Event, EventConfig, EventStatus, MergeStrategy, Participant, Race, RaceResults,
     ResultRow, TcpFields,

@@ -12,7 +12,6 @@
 
 mod apply;
 mod input;
-pub mod ranking;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
