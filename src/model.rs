@@ -355,6 +355,9 @@ pub const MAX_RANK: i64 = 99_999;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Gates(pub Vec<Option<u16>>);
 
+// The slot parsers' messages are static; they name these values.
+const _: () = assert!(Gates::MAX_PENALTY_S == 999 && Gates::MAX_SLOTS == 64);
+
 /// Why a list of gate penalties is refused at an input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GateError {
@@ -422,9 +425,63 @@ impl Gates {
     /// stays blank. Trailing blank slots are dropped (they are padding, not gates).
     pub fn parse_fixed(raw: &str) -> Result<Gates, String> {
         // One slot parser for the export and the TCP `Results` frames.
-        crate::c123::frame::parse_fixed_width_gates(raw)
+        Gates::parse_fixed_slots(raw)
             .map(Gates)
-            .map_err(|e| e.0.to_owned())
+            .map_err(str::to_owned)
+    }
+
+    /// Fixed width (Results frames, XML export), 3 characters per gate, right-aligned; gate
+    /// *n* is characters `(n-1)*3 .. n*3`, trimmed. Never split on whitespace: blank slots are
+    /// positional (`"      2"` is gates 1–2 blank, gate 3 = 2) and a 3-digit value fills its
+    /// slot (`"  2  2  2  0  0300"` → `[2, 2, 2, 0, 0, 300]`). Trailing all-blank slots are
+    /// dropped (the wire pads rows to 30 slots); an all-blank string is no gates. Here in the
+    /// domain (not in `c123::frame`) so that the model imports no parser.
+    pub fn parse_fixed_slots(text: &str) -> Result<Vec<Option<u16>>, &'static str> {
+        let bytes = text.as_bytes();
+        if Gates::check_slots(bytes.len().div_ceil(3)).is_err() {
+            return Err("more than 64 gate slots");
+        }
+        let mut gates = Vec::with_capacity(bytes.len().div_ceil(3));
+        for slot in bytes.chunks(3) {
+            // Gate values are ASCII; a non-ASCII byte can only be garbage.
+            let slot = std::str::from_utf8(slot).map_err(|_| "non-ASCII gate slot")?;
+            gates.push(Gates::parse_slot(slot)?);
+        }
+        while gates.last() == Some(&None) {
+            gates.pop();
+        }
+        Ok(gates)
+    }
+
+    /// OnCourse gates: comma separated, one field per gate, positional. An empty field is a
+    /// gate not judged yet, trailing empty fields are kept (`"0,2,,"` → `[0, 2, None, None]`),
+    /// and the empty string is no gates at all.
+    pub fn parse_comma_slots(text: &str) -> Result<Vec<Option<u16>>, &'static str> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        if Gates::check_slots(text.split(',').count()).is_err() {
+            return Err("more than 64 gate slots");
+        }
+        text.split(',').map(Gates::parse_slot).collect()
+    }
+
+    /// One slot: blank is `None` (not judged), else whole seconds up to the maximum.
+    fn parse_slot(field: &str) -> Result<Option<u16>, &'static str> {
+        let f = field.trim();
+        if f.is_empty() {
+            return Ok(None);
+        }
+        if f.len() > 5 || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("gate penalty must be a non-negative integer");
+        }
+        // No timing system means a gate penalty over 999 s (see `MAX_PENALTY_S`; the messages
+        // are static, so they are checked against the constants by the assertion below).
+        f.parse::<u64>()
+            .ok()
+            .and_then(|v| Gates::check_penalty(v).ok())
+            .map(Some)
+            .ok_or("gate penalty over 999 seconds")
     }
 
     pub fn is_empty(&self) -> bool {
