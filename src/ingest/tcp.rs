@@ -227,12 +227,12 @@ pub async fn spawn_listen(
             let Some((stream, peer)) = crate::shutdown::accept(&listener, &shutdown).await else {
                 break;
             };
-            let peer_ip = canonical_ip(peer.ip());
+            let peer_ip = peer.ip().to_canonical();
             if !settings.allowed_peers.is_empty()
                 && !settings
                     .allowed_peers
                     .iter()
-                    .any(|a| canonical_ip(*a) == peer_ip)
+                    .any(|a| a.to_canonical() == peer_ip)
             {
                 update(&st, |s| s.refused_peers += 1);
                 tracing::warn!(%peer, "TCP source refused: not an allowed address");
@@ -377,14 +377,6 @@ impl RefusalLog {
         );
         self.last = Some(Instant::now());
         self.unlogged = 0;
-    }
-}
-
-/// `::ffff:1.2.3.4` is `1.2.3.4`.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
     }
 }
 
