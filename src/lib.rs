@@ -14,6 +14,7 @@
 //!   used by both [`http`] and [`hub`].
 //! - [`hub`]: WebSocket rooms, per-client queues, heartbeat, resume ring.
 //! - [`http`]: the hyper server and REST routes.
+//! - [`time`]: civil dates (UTC) and the injectable [`time::Clock`].
 //! - [`uri`]: percent-decoded paths and query parameters (http and hub).
 //! - [`keys`]: API key generation and constant-time comparison.
 //! - [`daemon`]: wiring of all tasks, start-up and orderly shutdown.
@@ -35,5 +36,6 @@ pub mod model;
 pub mod result_status;
 pub mod shutdown;
 pub mod store;
+pub mod time;
 pub mod uri;
 pub mod xml;

@@ -12,7 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::auth::{check_api_key, check_api_key_for, check_master, parse_date_days, validity_iso};
+use super::auth::{check_api_key, check_api_key_for, check_master, validity_iso};
 use super::error::{ApiError, ErrorCode};
 use super::json_response::json_bytes;
 use super::{wire, AppState};
@@ -24,6 +24,7 @@ use crate::model::{
     EventConfig, EventImage, EventMeta, EventStatus, Gates, OnCourseEntry, MAX_RANK,
     MAX_RUN_PENALTY_S, MAX_TIME_MS,
 };
+use crate::time::parse_date_days;
 use crate::uri::{query_param, split_path};
 
 type Resp = Response<Full<Bytes>>;

@@ -439,7 +439,7 @@ async fn run_session(
     update(status, |s| {
         s.state = "connected";
         s.peer = peer;
-        s.connected_since = Some(crate::merge::now_iso());
+        s.connected_since = Some(crate::time::now_iso());
         s.connections += 1;
     });
     let received = LastReceived {

@@ -27,6 +27,7 @@ pub use input::{
 
 use crate::model::{Event, EventHeader, EventMeta, EventStatus, MergeStrategy};
 use crate::store::{LastExport, Store, StoreError};
+use crate::time::{now_iso, now_sql};
 use crate::xml::Export;
 
 /// Why an input was refused. Nothing was written.
@@ -868,43 +869,4 @@ fn describe(old: Option<&Event>, new: &Event) -> Option<EventChange> {
         status,
         config,
     })
-}
-
-/// UTC now as ISO 8601 with milliseconds (`2026-11-27T08:20:31.326Z`).
-pub fn now_iso() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let (date, time) = civil(d.as_secs() as i64);
-    format!("{date}T{time}.{:03}Z", d.subsec_millis())
-}
-
-/// UTC now as SQLite's `CURRENT_TIMESTAMP` text (`2026-11-27 08:20:31`).
-pub fn now_sql() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let (date, time) = civil(d.as_secs() as i64);
-    format!("{date} {time}")
-}
-
-/// Seconds since the Unix epoch → (`YYYY-MM-DD`, `HH:MM:SS`), proleptic Gregorian, UTC.
-fn civil(secs: i64) -> (String, String) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days-from-civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
-    )
 }
