@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use crate::model::best_run::{self, best_run_pair};
 use crate::model::{
-    Category, Class, Course, Event, EventHeader, OnCourseEntry, Participant, Race, ResultRow,
+    Category, Class, Course, Event, EventHeader, OnCourseEntry, Participant, Race, RaceType,
+    ResultRow,
 };
 
 /// Domain milliseconds → wire centiseconds (rounded half away from zero). Never wraps:
@@ -88,7 +89,7 @@ pub struct RaceWire {
     pub race_id: String,
     /// `null` when the race has no class (REST and WS alike; live-mini's REST used `""`).
     pub class_id: Option<String>,
-    pub race_type: &'static str,
+    pub race_type: RaceType,
     pub race_order: Option<i32>,
     pub start_time: Option<String>,
     pub race_status: Option<i32>,
@@ -253,7 +254,7 @@ pub fn gates_wire(penalties: &[Option<u16>], course: Option<&Course>) -> Vec<Gat
 pub struct RaceRef {
     pub race_id: String,
     pub class_id: Option<String>,
-    pub race_type: &'static str,
+    pub race_type: RaceType,
     pub race_status: Option<i32>,
 }
 

@@ -253,22 +253,71 @@ impl Participant {
     }
 }
 
-/// What a race is, from the schedule's `DisId`.
-pub fn race_type_of(dis_id: &str) -> &'static str {
-    match dis_id {
-        "BR1" => "best-run-1",
-        "BR2" => "best-run-2",
-        "TSR" => "training",
-        "SR" => "seeding",
-        "QUA" => "qualification",
-        "SEM" => "semifinal",
-        "FIN" => "final",
-        "XT" => "cross-trial",
-        "X4" => "cross-heat",
-        "XS" => "cross-semifinal",
-        "XF" => "cross-final",
-        "XER" => "cross-extra",
-        _ => "unknown",
+/// What a race is, from the schedule's `DisId`. Serialized as the public `raceType`
+/// (`best-run-1`, `final`, …, `unknown` for a `DisId` we do not know).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RaceType {
+    // kebab-case alone would give `best-run1`.
+    #[serde(rename = "best-run-1")]
+    BestRun1,
+    #[serde(rename = "best-run-2")]
+    BestRun2,
+    Training,
+    Seeding,
+    Qualification,
+    Semifinal,
+    Final,
+    CrossTrial,
+    CrossHeat,
+    CrossSemifinal,
+    CrossFinal,
+    CrossExtra,
+    Unknown,
+}
+
+impl RaceType {
+    /// The type of a schedule `DisId`.
+    pub fn of_dis_id(dis_id: &str) -> RaceType {
+        match dis_id {
+            "BR1" => RaceType::BestRun1,
+            "BR2" => RaceType::BestRun2,
+            "TSR" => RaceType::Training,
+            "SR" => RaceType::Seeding,
+            "QUA" => RaceType::Qualification,
+            "SEM" => RaceType::Semifinal,
+            "FIN" => RaceType::Final,
+            "XT" => RaceType::CrossTrial,
+            "X4" => RaceType::CrossHeat,
+            "XS" => RaceType::CrossSemifinal,
+            "XF" => RaceType::CrossFinal,
+            "XER" => RaceType::CrossExtra,
+            _ => RaceType::Unknown,
+        }
+    }
+
+    /// The public name (`raceType` on the wire).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RaceType::BestRun1 => "best-run-1",
+            RaceType::BestRun2 => "best-run-2",
+            RaceType::Training => "training",
+            RaceType::Seeding => "seeding",
+            RaceType::Qualification => "qualification",
+            RaceType::Semifinal => "semifinal",
+            RaceType::Final => "final",
+            RaceType::CrossTrial => "cross-trial",
+            RaceType::CrossHeat => "cross-heat",
+            RaceType::CrossSemifinal => "cross-semifinal",
+            RaceType::CrossFinal => "cross-final",
+            RaceType::CrossExtra => "cross-extra",
+            RaceType::Unknown => "unknown",
+        }
+    }
+
+    /// One run of a best-run pair (BR1 or BR2).
+    pub fn is_best_run(self) -> bool {
+        matches!(self, RaceType::BestRun1 | RaceType::BestRun2)
     }
 }
 
@@ -288,8 +337,8 @@ pub struct Race {
 }
 
 impl Race {
-    pub fn race_type(&self) -> &'static str {
-        race_type_of(self.dis_id.as_deref().unwrap_or(""))
+    pub fn race_type(&self) -> RaceType {
+        RaceType::of_dis_id(self.dis_id.as_deref().unwrap_or(""))
     }
 
     /// The other run of a best-run pair: `_BR1_` ↔ `_BR2_`, keeping the day suffix.
@@ -662,6 +711,31 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn race_types_serialize_as_their_public_names() {
+        let all = [
+            ("BR1", "best-run-1"),
+            ("BR2", "best-run-2"),
+            ("TSR", "training"),
+            ("SR", "seeding"),
+            ("QUA", "qualification"),
+            ("SEM", "semifinal"),
+            ("FIN", "final"),
+            ("XT", "cross-trial"),
+            ("X4", "cross-heat"),
+            ("XS", "cross-semifinal"),
+            ("XF", "cross-final"),
+            ("XER", "cross-extra"),
+            ("", "unknown"),
+            ("br1", "unknown"),
+        ];
+        for (dis_id, name) in all {
+            let t = RaceType::of_dis_id(dis_id);
+            assert_eq!(t.as_str(), name);
+            assert_eq!(serde_json::to_value(t).ok(), Some(serde_json::json!(name)));
+        }
+    }
 
     #[test]
     fn gates_keep_positions_and_three_digit_values() {

@@ -17,8 +17,8 @@ use super::error::{ApiError, ErrorCode};
 use super::json_response::json_bytes;
 use super::{wire, AppState};
 use crate::merge::{
-    config_patch_allowed, ingest_allowed, AdminCommand, Input, MergeError, Outcome, ResultUpdate,
-    Via, XmlOrigin, XmlTarget,
+    config_patch_allowed, ingest_allowed, AdminCommand, DataKind, Input, MergeError, Outcome,
+    ResultUpdate, Via, XmlOrigin, XmlTarget,
 };
 use crate::model::{
     EventConfig, EventImage, EventMeta, EventStatus, Gates, OnCourseEntry, MAX_RANK,
@@ -825,7 +825,7 @@ async fn set_config(req: Request<Incoming>, state: &AppState, id: &str) -> Res {
     // Early guard from the snapshot; the merge loop checks again at commit.
     if !config_patch_allowed(event.header.status, &patch) {
         return Err(MergeError::Forbidden {
-            data: "config",
+            data: DataKind::Config,
             status: event.header.status,
         }
         .into());
@@ -889,9 +889,9 @@ async fn ingest_xml(req: Request<Incoming>, state: &AppState) -> Res {
 
 async fn ingest_xml_inner(req: Request<Incoming>, state: &AppState) -> Res {
     let event = check_api_key(req.headers(), &state.merge.snapshot())?;
-    if !ingest_allowed(event.header.status, "xml") {
+    if !ingest_allowed(event.header.status, DataKind::Xml) {
         return Err(MergeError::Forbidden {
-            data: "xml",
+            data: DataKind::Xml,
             status: event.header.status,
         }
         .into());

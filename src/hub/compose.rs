@@ -135,7 +135,7 @@ fn result_groups(new: &Event, change: &EventChange) -> Vec<Group> {
         let is_br = new
             .races
             .get(race)
-            .is_some_and(|r| matches!(r.race_type(), "best-run-1" | "best-run-2"));
+            .is_some_and(|r| r.race_type().is_best_run());
         let ids = match Race::best_run_partner(race) {
             Some((br1, br2)) if is_br => [br1, br2]
                 .into_iter()

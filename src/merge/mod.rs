@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub use apply::{config_patch_allowed, ingest_allowed};
+pub use apply::{config_patch_allowed, ingest_allowed, DataKind};
 pub use input::{
     AdminCommand, Envelope, Input, Outcome, Reply, ResultUpdate, Via, XmlOrigin, XmlTarget,
 };
@@ -40,10 +40,7 @@ pub enum MergeError {
     #[error("Cannot transition from '{from}' to '{to}'")]
     InvalidTransition { from: EventStatus, to: EventStatus },
     #[error("Data type '{data}' not accepted in '{status}' state")]
-    Forbidden {
-        data: &'static str,
-        status: EventStatus,
-    },
+    Forbidden { data: DataKind, status: EventStatus },
     #[error("{0}")]
     Invalid(String),
     #[error("storage failed, nothing was changed: {0}")]
@@ -366,15 +363,13 @@ impl MergeLoop {
                 via,
             } => {
                 let old = Arc::clone(self.event(&event_id)?);
-                if via == Via::IngestApi && !ingest_allowed(old.header.status, "json_oncourse") {
+                let data = match via {
+                    Via::IngestApi => DataKind::JsonOncourse,
+                    Via::Tcp => DataKind::Tcp,
+                };
+                if !ingest_allowed(old.header.status, data) {
                     return Err(MergeError::Forbidden {
-                        data: "json_oncourse",
-                        status: old.header.status,
-                    });
-                }
-                if via == Via::Tcp && old.header.status == EventStatus::Official {
-                    return Err(MergeError::Forbidden {
-                        data: "tcp",
+                        data,
                         status: old.header.status,
                     });
                 }
@@ -401,17 +396,12 @@ impl MergeLoop {
             } => {
                 let old = Arc::clone(self.event(&event_id)?);
                 let status = old.header.status;
-                if via == Via::IngestApi && !ingest_allowed(status, "json_results") {
-                    return Err(MergeError::Forbidden {
-                        data: "json_results",
-                        status,
-                    });
-                }
-                if via == Via::Tcp && status == EventStatus::Official {
-                    return Err(MergeError::Forbidden {
-                        data: "tcp",
-                        status,
-                    });
+                let data = match via {
+                    Via::IngestApi => DataKind::JsonResults,
+                    Via::Tcp => DataKind::Tcp,
+                };
+                if !ingest_allowed(status, data) {
+                    return Err(MergeError::Forbidden { data, status });
                 }
                 if !old.header.has_xml_data {
                     return Ok(Outcome::Results {
@@ -485,9 +475,9 @@ impl MergeLoop {
             }
         };
         if let Some(e) = &existing {
-            if !ingest_allowed(e.header.status, "xml") {
+            if !ingest_allowed(e.header.status, DataKind::Xml) {
                 return Err(MergeError::Forbidden {
-                    data: "xml",
+                    data: DataKind::Xml,
                     status: e.header.status,
                 });
             }
@@ -646,7 +636,7 @@ impl MergeLoop {
                 let old = Arc::clone(self.event(&event_id)?);
                 if !config_patch_allowed(old.header.status, &patch) {
                     return Err(MergeError::Forbidden {
-                        data: "config",
+                        data: DataKind::Config,
                         status: old.header.status,
                     });
                 }

@@ -9,9 +9,10 @@ use super::{Event, Race, ResultRow};
 
 /// Is this race one run of a best-run pair whose rows we combine? `(br1_id, br2_id)`.
 pub fn best_run_pair(race: &Race) -> Option<(String, String)> {
-    match race.race_type() {
-        "best-run-1" | "best-run-2" => Race::best_run_partner(&race.race_id),
-        _ => None,
+    if race.race_type().is_best_run() {
+        Race::best_run_partner(&race.race_id)
+    } else {
+        None
     }
 }
 
