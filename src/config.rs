@@ -83,7 +83,7 @@ pub struct StoreArgs {
     #[arg(long, env = "C123_LIVE_DB")]
     pub db: Option<PathBuf>,
     /// How hard each commit is pushed to disk.
-    #[arg(long, value_enum, env = "C123_LIVE_SYNCHRONOUS")]
+    #[arg(long, env = "C123_LIVE_SYNCHRONOUS", value_parser = synchronous_parser())]
     pub synchronous: Option<Synchronous>,
 }
 
@@ -299,6 +299,15 @@ pub fn default_db_path() -> PathBuf {
     }
 }
 
+/// `--synchronous`: clap lists and checks the names (case-sensitive, as for every other
+/// flag), the store's `FromStr` gives the value; `store` itself knows nothing of clap.
+fn synchronous_parser() -> impl clap::builder::TypedValueParser<Value = Synchronous> {
+    use clap::builder::TypedValueParser as _;
+    let values =
+        Synchronous::ALL.map(|v| clap::builder::PossibleValue::new(v.name()).help(v.description()));
+    clap::builder::PossibleValuesParser::new(values).try_map(|s| s.parse::<Synchronous>())
+}
+
 pub fn resolve_store(
     args: &StoreArgs,
     file: &FileConfig,
@@ -310,9 +319,9 @@ pub fn resolve_store(
         .unwrap_or_else(default_db_path);
     let synchronous = match (args.synchronous, &file.synchronous) {
         (Some(s), _) => s,
-        (None, Some(s)) => Synchronous::from_str(s, true).map_err(|_| {
-            ConfigError::Invalid(format!("synchronous '{s}': expected full, normal or off"))
-        })?,
+        (None, Some(s)) => s
+            .parse::<Synchronous>()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?,
         (None, None) => Synchronous::Full,
     };
     Ok((db, synchronous))

@@ -10,13 +10,18 @@
 //! - [`store`]: SQLite access and migrations (`migrations/*.sql`).
 //! - [`model`]: the domain model (times in milliseconds, penalties in seconds).
 //! - [`result_status`]: the one rule for result statuses (`DNF`, unknown codes) of every input.
+//! - [`api`]: the public JSON wire types (centiseconds) and their pure builders from the model;
+//!   used by both [`http`] and [`hub`].
 //! - [`hub`]: WebSocket rooms, per-client queues, heartbeat, resume ring.
-//! - [`http`]: the hyper server, REST routes and the wire types (centiseconds).
+//! - [`http`]: the hyper server and REST routes.
+//! - [`time`]: civil dates (UTC) and the injectable [`time::Clock`].
+//! - [`uri`]: percent-decoded paths and query parameters (http and hub).
 //! - [`keys`]: API key generation and constant-time comparison.
 //! - [`daemon`]: wiring of all tasks, start-up and orderly shutdown.
 //! - [`config`]: settings shared by the binary and the tests.
 //! - [`shutdown`]: the one shutdown signal every task listens to.
 
+pub mod api;
 pub mod c123;
 pub mod config;
 pub mod daemon;
@@ -29,4 +34,6 @@ pub mod model;
 pub mod result_status;
 pub mod shutdown;
 pub mod store;
+pub mod time;
+pub mod uri;
 pub mod xml;

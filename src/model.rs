@@ -2,11 +2,14 @@
 //!
 //! Units follow the Canoe123 XML export, not the wire: run times and totals are integer
 //! **milliseconds**, penalties are integer **seconds**, gate penalties are seconds per gate.
-//! Conversion to the public centisecond API happens only in `http::wire`.
+//! Conversion to the public centisecond API happens only in `crate::api`.
 //!
 //! Collections are `Arc`-wrapped maps so that publishing a new read snapshot after every
 //! commit clones only what that commit touched (structural sharing); everything else is
 //! shared with the previous snapshot.
+
+pub mod best_run;
+pub mod ranking;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -250,22 +253,71 @@ impl Participant {
     }
 }
 
-/// What a race is, from the schedule's `DisId`.
-pub fn race_type_of(dis_id: &str) -> &'static str {
-    match dis_id {
-        "BR1" => "best-run-1",
-        "BR2" => "best-run-2",
-        "TSR" => "training",
-        "SR" => "seeding",
-        "QUA" => "qualification",
-        "SEM" => "semifinal",
-        "FIN" => "final",
-        "XT" => "cross-trial",
-        "X4" => "cross-heat",
-        "XS" => "cross-semifinal",
-        "XF" => "cross-final",
-        "XER" => "cross-extra",
-        _ => "unknown",
+/// What a race is, from the schedule's `DisId`. Serialized as the public `raceType`
+/// (`best-run-1`, `final`, …, `unknown` for a `DisId` we do not know).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RaceType {
+    // kebab-case alone would give `best-run1`.
+    #[serde(rename = "best-run-1")]
+    BestRun1,
+    #[serde(rename = "best-run-2")]
+    BestRun2,
+    Training,
+    Seeding,
+    Qualification,
+    Semifinal,
+    Final,
+    CrossTrial,
+    CrossHeat,
+    CrossSemifinal,
+    CrossFinal,
+    CrossExtra,
+    Unknown,
+}
+
+impl RaceType {
+    /// The type of a schedule `DisId`.
+    pub fn of_dis_id(dis_id: &str) -> RaceType {
+        match dis_id {
+            "BR1" => RaceType::BestRun1,
+            "BR2" => RaceType::BestRun2,
+            "TSR" => RaceType::Training,
+            "SR" => RaceType::Seeding,
+            "QUA" => RaceType::Qualification,
+            "SEM" => RaceType::Semifinal,
+            "FIN" => RaceType::Final,
+            "XT" => RaceType::CrossTrial,
+            "X4" => RaceType::CrossHeat,
+            "XS" => RaceType::CrossSemifinal,
+            "XF" => RaceType::CrossFinal,
+            "XER" => RaceType::CrossExtra,
+            _ => RaceType::Unknown,
+        }
+    }
+
+    /// The public name (`raceType` on the wire).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RaceType::BestRun1 => "best-run-1",
+            RaceType::BestRun2 => "best-run-2",
+            RaceType::Training => "training",
+            RaceType::Seeding => "seeding",
+            RaceType::Qualification => "qualification",
+            RaceType::Semifinal => "semifinal",
+            RaceType::Final => "final",
+            RaceType::CrossTrial => "cross-trial",
+            RaceType::CrossHeat => "cross-heat",
+            RaceType::CrossSemifinal => "cross-semifinal",
+            RaceType::CrossFinal => "cross-final",
+            RaceType::CrossExtra => "cross-extra",
+            RaceType::Unknown => "unknown",
+        }
+    }
+
+    /// One run of a best-run pair (BR1 or BR2).
+    pub fn is_best_run(self) -> bool {
+        matches!(self, RaceType::BestRun1 | RaceType::BestRun2)
     }
 }
 
@@ -285,8 +337,8 @@ pub struct Race {
 }
 
 impl Race {
-    pub fn race_type(&self) -> &'static str {
-        race_type_of(self.dis_id.as_deref().unwrap_or(""))
+    pub fn race_type(&self) -> RaceType {
+        RaceType::of_dis_id(self.dis_id.as_deref().unwrap_or(""))
     }
 
     /// The other run of a best-run pair: `_BR1_` ↔ `_BR2_`, keeping the day suffix.
@@ -351,6 +403,9 @@ pub const MAX_RANK: i64 = 99_999;
 /// and every blank slot, trailing ones included.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Gates(pub Vec<Option<u16>>);
+
+// The slot parsers' messages are static; they name these values.
+const _: () = assert!(Gates::MAX_PENALTY_S == 999 && Gates::MAX_SLOTS == 64);
 
 /// Why a list of gate penalties is refused at an input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -419,9 +474,63 @@ impl Gates {
     /// stays blank. Trailing blank slots are dropped (they are padding, not gates).
     pub fn parse_fixed(raw: &str) -> Result<Gates, String> {
         // One slot parser for the export and the TCP `Results` frames.
-        crate::c123::frame::parse_fixed_width_gates(raw)
+        Gates::parse_fixed_slots(raw)
             .map(Gates)
-            .map_err(|e| e.0.to_owned())
+            .map_err(str::to_owned)
+    }
+
+    /// Fixed width (Results frames, XML export), 3 characters per gate, right-aligned; gate
+    /// *n* is characters `(n-1)*3 .. n*3`, trimmed. Never split on whitespace: blank slots are
+    /// positional (`"      2"` is gates 1–2 blank, gate 3 = 2) and a 3-digit value fills its
+    /// slot (`"  2  2  2  0  0300"` → `[2, 2, 2, 0, 0, 300]`). Trailing all-blank slots are
+    /// dropped (the wire pads rows to 30 slots); an all-blank string is no gates. Here in the
+    /// domain (not in `c123::frame`) so that the model imports no parser.
+    pub fn parse_fixed_slots(text: &str) -> Result<Vec<Option<u16>>, &'static str> {
+        let bytes = text.as_bytes();
+        if Gates::check_slots(bytes.len().div_ceil(3)).is_err() {
+            return Err("more than 64 gate slots");
+        }
+        let mut gates = Vec::with_capacity(bytes.len().div_ceil(3));
+        for slot in bytes.chunks(3) {
+            // Gate values are ASCII; a non-ASCII byte can only be garbage.
+            let slot = std::str::from_utf8(slot).map_err(|_| "non-ASCII gate slot")?;
+            gates.push(Gates::parse_slot(slot)?);
+        }
+        while gates.last() == Some(&None) {
+            gates.pop();
+        }
+        Ok(gates)
+    }
+
+    /// OnCourse gates: comma separated, one field per gate, positional. An empty field is a
+    /// gate not judged yet, trailing empty fields are kept (`"0,2,,"` → `[0, 2, None, None]`),
+    /// and the empty string is no gates at all.
+    pub fn parse_comma_slots(text: &str) -> Result<Vec<Option<u16>>, &'static str> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        if Gates::check_slots(text.split(',').count()).is_err() {
+            return Err("more than 64 gate slots");
+        }
+        text.split(',').map(Gates::parse_slot).collect()
+    }
+
+    /// One slot: blank is `None` (not judged), else whole seconds up to the maximum.
+    fn parse_slot(field: &str) -> Result<Option<u16>, &'static str> {
+        let f = field.trim();
+        if f.is_empty() {
+            return Ok(None);
+        }
+        if f.len() > 5 || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("gate penalty must be a non-negative integer");
+        }
+        // No timing system means a gate penalty over 999 s (see `MAX_PENALTY_S`; the messages
+        // are static, so they are checked against the constants by the assertion below).
+        f.parse::<u64>()
+            .ok()
+            .and_then(|v| Gates::check_penalty(v).ok())
+            .map(Some)
+            .ok_or("gate penalty over 999 seconds")
     }
 
     pub fn is_empty(&self) -> bool {
@@ -602,6 +711,31 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn race_types_serialize_as_their_public_names() {
+        let all = [
+            ("BR1", "best-run-1"),
+            ("BR2", "best-run-2"),
+            ("TSR", "training"),
+            ("SR", "seeding"),
+            ("QUA", "qualification"),
+            ("SEM", "semifinal"),
+            ("FIN", "final"),
+            ("XT", "cross-trial"),
+            ("X4", "cross-heat"),
+            ("XS", "cross-semifinal"),
+            ("XF", "cross-final"),
+            ("XER", "cross-extra"),
+            ("", "unknown"),
+            ("br1", "unknown"),
+        ];
+        for (dis_id, name) in all {
+            let t = RaceType::of_dis_id(dis_id);
+            assert_eq!(t.as_str(), name);
+            assert_eq!(serde_json::to_value(t).ok(), Some(serde_json::json!(name)));
+        }
+    }
 
     #[test]
     fn gates_keep_positions_and_three_digit_values() {

@@ -349,7 +349,7 @@ async fn key_validity_window_follows_the_admin_dates_only() {
 
     // Admin dates around now: the export (dates 2026-03-08, window long over) cannot lock the
     // key out, and public dates follow the export.
-    let today = c123_live::merge::now_iso()[..10].to_owned();
+    let today = c123_live::time::now_iso()[..10].to_owned();
     let (st, now) = post(create("NOW", &today, &today)).await;
     assert_eq!(st, 201);
     let key = now["apiKey"].as_str().unwrap().to_owned();

@@ -22,7 +22,7 @@ async fn every_endpoint_matches_the_openapi_description() {
             Method::POST,
             "/api/v1/admin/events",
             &[("X-Master-Key", MASTER)],
-            Some(json!({"eventId": "OA", "mainTitle": "T", "startDate": c123_live::merge::now_iso()[..10].to_owned(), "imageData": png})),
+            Some(json!({"eventId": "OA", "mainTitle": "T", "startDate": c123_live::time::now_iso()[..10].to_owned(), "imageData": png})),
         )
         .await;
     c.check("/api/v1/admin/events", "post", st, &created);

@@ -249,7 +249,13 @@ async fn official_events_refuse_live_data_and_exports() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, MergeError::Forbidden { data: "xml", .. }),
+        matches!(
+            err,
+            MergeError::Forbidden {
+                data: c123_live::merge::DataKind::Xml,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(h.snapshot().event("ev").unwrap().header.seq, seq);

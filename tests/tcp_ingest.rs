@@ -300,7 +300,7 @@ async fn heartbeat_server(
 }
 
 fn state(status: &SharedSourceStatus) -> &'static str {
-    status.lock().unwrap().state
+    status.lock().unwrap().state.as_str()
 }
 
 #[tokio::test]

@@ -166,7 +166,7 @@ async fn live_mini_reducer_matches_rest_for_every_best_run_race_over_the_whole_r
         .expect("event")
         .races
         .values()
-        .filter(|r| matches!(r.race_type(), "best-run-1" | "best-run-2"))
+        .filter(|r| r.race_type().is_best_run())
         .map(|r| r.race_id.clone())
         .collect();
     assert!(

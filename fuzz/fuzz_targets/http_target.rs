@@ -4,7 +4,7 @@
 //! The WebSocket hub's own `?since=N&epoch=E` parser is fuzzed with the same input.
 #![no_main]
 
-use c123_live::http::routes::{percent_decode, query_param, split_path};
+use c123_live::uri::{percent_decode, query_param, split_path};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -500,58 +500,16 @@ pub fn parse_time_of_day(text: &str) -> Result<Option<u32>, BadValue> {
         .map_err(|_| bad)
 }
 
-const _: () = assert!(Gates::MAX_PENALTY_S == 999 && Gates::MAX_SLOTS == 64);
-
-fn parse_gate_value(field: &str) -> Result<Option<u16>, BadValue> {
-    let f = field.trim();
-    if f.is_empty() {
-        return Ok(None);
-    }
-    if f.len() > 5 || !f.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(BadValue("gate penalty must be a non-negative integer"));
-    }
-    // No timing system means a gate penalty over 999 s (see `Gates::MAX_PENALTY_S`; the
-    // messages here are static, so they are checked against the constants below).
-    f.parse::<u64>()
-        .ok()
-        .and_then(|v| Gates::check_penalty(v).ok())
-        .map(Some)
-        .ok_or(BadValue("gate penalty over 999 seconds"))
-}
-
-/// OnCourse gates: comma separated, one field per gate, positional. An empty field is a gate
-/// not judged yet, trailing empty fields are kept (`"0,2,,"` → `[0, 2, None, None]`), and the
-/// empty string is no gates at all.
+/// OnCourse gates: comma separated, one field per gate, positional (see
+/// [`Gates::parse_comma_slots`], the one slot parser of every input).
 pub fn parse_comma_gates(text: &str) -> Result<Vec<Option<u16>>, BadValue> {
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    if Gates::check_slots(text.split(',').count()).is_err() {
-        return Err(BadValue("more than 64 gate slots"));
-    }
-    text.split(',').map(parse_gate_value).collect()
+    Gates::parse_comma_slots(text).map_err(BadValue)
 }
 
-/// Results / XML gates: fixed width, 3 characters per gate, right-aligned; gate *n* is
-/// characters `(n-1)*3 .. n*3`, trimmed. Never split on whitespace: blank slots are
-/// positional (`"      2"` is gates 1–2 blank, gate 3 = 2) and a 3-digit value fills its slot
-/// (`"  2  2  2  0  0300"` → `[2, 2, 2, 0, 0, 300]`). Trailing all-blank slots are dropped
-/// (the wire pads rows to 30 slots); an all-blank string is no gates.
+/// Results / XML gates: fixed width, 3 characters per gate (see
+/// [`Gates::parse_fixed_slots`], the one slot parser of every input).
 pub fn parse_fixed_width_gates(text: &str) -> Result<Vec<Option<u16>>, BadValue> {
-    let bytes = text.as_bytes();
-    if Gates::check_slots(bytes.len().div_ceil(3)).is_err() {
-        return Err(BadValue("more than 64 gate slots"));
-    }
-    let mut gates = Vec::with_capacity(bytes.len().div_ceil(3));
-    for slot in bytes.chunks(3) {
-        // Gate values are ASCII; a non-ASCII byte can only be garbage.
-        let slot = std::str::from_utf8(slot).map_err(|_| BadValue("non-ASCII gate slot"))?;
-        gates.push(parse_gate_value(slot)?);
-    }
-    while gates.last() == Some(&None) {
-        gates.pop();
-    }
-    Ok(gates)
+    Gates::parse_fixed_slots(text).map_err(BadValue)
 }
 
 // ---------------------------------------------------------------------------------------

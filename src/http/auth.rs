@@ -12,7 +12,6 @@
 //!   "API key does not match event" on every such route (live-mini answered 404 on config).
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use hyper::header::HeaderMap;
 
@@ -20,6 +19,7 @@ use super::error::ApiError;
 use crate::keys::secrets_match;
 use crate::merge::Snapshot;
 use crate::model::Event;
+use crate::time::{day_iso, parse_date_days, unix_secs, Clock, SystemClock, DAY_SECS};
 
 pub const MASTER_KEY_HEADER: &str = "x-master-key";
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -61,52 +61,6 @@ pub fn check_master(headers: &HeaderMap, keys: &[String], dev: bool) -> Result<(
     }
 }
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date (leading part of an ISO date-time too).
-pub fn parse_date_days(s: &str) -> Option<i64> {
-    let d = s.get(..10)?;
-    let b = d.as_bytes();
-    if b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let y: i64 = d.get(0..4)?.parse().ok()?;
-    let m: i64 = d.get(5..7)?.parse().ok()?;
-    let day: i64 = d.get(8..10)?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
-        return None;
-    }
-    let dim = match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    if day > dim {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}
-
-/// `YYYY-MM-DDT00:00:00.000Z` of a day number.
-pub fn day_iso(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T00:00:00.000Z")
-}
-
 /// The key's validity window as `(validFrom, validUntil)` in seconds since the epoch.
 pub fn validity_window(event: &Event) -> (Option<i64>, Option<i64>) {
     let k = &event.header.key_dates;
@@ -114,11 +68,11 @@ pub fn validity_window(event: &Event) -> (Option<i64>, Option<i64>) {
         k.start_date
             .as_deref()
             .and_then(parse_date_days)
-            .map(|d| (d - 10) * 86_400),
+            .map(|d| (d - 10) * DAY_SECS),
         k.end_date
             .as_deref()
             .and_then(parse_date_days)
-            .map(|d| (d + 5) * 86_400),
+            .map(|d| (d + 5) * DAY_SECS),
     )
 }
 
@@ -130,15 +84,42 @@ pub fn validity_iso(start: Option<&str>, end: Option<&str>) -> (Option<String>, 
     )
 }
 
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+/// Whether the event's key is valid at `clock`'s now: from `validFrom` on (that second
+/// included) up to `validUntil` (that second included, the instant is rounded down to whole
+/// seconds).
+pub fn check_key_validity(event: &Event, clock: &dyn Clock) -> Result<(), ApiError> {
+    let now = unix_secs(clock.now());
+    let (from, until) = validity_window(event);
+    if let Some(f) = from {
+        if now < f {
+            return Err(ApiError::unauthorized(format!(
+                "Key not yet valid. Valid from {}",
+                day_iso(f.div_euclid(DAY_SECS))
+            )));
+        }
+    }
+    if let Some(u) = until {
+        if now > u {
+            return Err(ApiError::unauthorized(format!(
+                "Key expired on {}",
+                day_iso(u.div_euclid(DAY_SECS))
+            )));
+        }
+    }
+    Ok(())
 }
 
-/// The event whose API key the request carries, if the key is valid now.
+/// The event whose API key the request carries, if the key is valid now (wall clock).
 pub fn check_api_key(headers: &HeaderMap, snapshot: &Snapshot) -> Result<Arc<Event>, ApiError> {
+    check_api_key_at(headers, snapshot, &SystemClock)
+}
+
+/// [`check_api_key`] with the clock the validity window is checked against.
+pub fn check_api_key_at(
+    headers: &HeaderMap,
+    snapshot: &Snapshot,
+    clock: &dyn Clock,
+) -> Result<Arc<Event>, ApiError> {
     let Some(presented) = header(headers, API_KEY_HEADER) else {
         return Err(ApiError::unauthorized(
             "Missing or invalid X-API-Key header",
@@ -153,24 +134,7 @@ pub fn check_api_key(headers: &HeaderMap, snapshot: &Snapshot) -> Result<Arc<Eve
     let Some(event) = found else {
         return Err(ApiError::unauthorized("Invalid API key"));
     };
-    let now = now_secs();
-    let (from, until) = validity_window(event);
-    if let Some(f) = from {
-        if now < f {
-            return Err(ApiError::unauthorized(format!(
-                "Key not yet valid. Valid from {}",
-                day_iso(f / 86_400)
-            )));
-        }
-    }
-    if let Some(u) = until {
-        if now > u {
-            return Err(ApiError::unauthorized(format!(
-                "Key expired on {}",
-                day_iso(u / 86_400)
-            )));
-        }
-    }
+    check_key_validity(event, clock)?;
     Ok(Arc::clone(event))
 }
 
@@ -193,18 +157,69 @@ pub fn check_api_key_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{EventConfig, EventHeader, EventMeta, EventStatus, KeyDates};
+    use crate::time::FixedClock;
+
+    fn event(start: Option<&str>, end: Option<&str>) -> Event {
+        Event::new(EventHeader {
+            id: 1,
+            event_id: "E".into(),
+            xml_event_id: None,
+            meta: EventMeta::default(),
+            status: EventStatus::Running,
+            status_changed_at: None,
+            api_key: "k".into(),
+            config: EventConfig::default(),
+            image: None,
+            has_xml_data: false,
+            key_dates: KeyDates {
+                start_date: start.map(Into::into),
+                end_date: end.map(Into::into),
+            },
+            seq: 0,
+            created_at: "2026-01-01 00:00:00".into(),
+        })
+    }
+
+    fn at(e: &Event, secs: i64) -> Result<(), String> {
+        check_key_validity(e, &FixedClock::at_unix_secs(secs)).map_err(|e| e.message)
+    }
 
     #[test]
-    fn dates_round_trip() {
-        let d = parse_date_days("2026-06-17").unwrap();
-        assert_eq!(day_iso(d + 5), "2026-06-22T00:00:00.000Z");
+    fn key_validity_holds_from_valid_from_to_valid_until_inclusive() {
+        // startDate 2026-06-17 → validFrom 2026-06-07T00:00:00Z; endDate 2026-06-20 →
+        // validUntil 2026-06-25T00:00:00Z.
+        let e = event(Some("2026-06-17"), Some("2026-06-20"));
+        let from = parse_date_days("2026-06-07").unwrap() * DAY_SECS;
+        let until = parse_date_days("2026-06-25").unwrap() * DAY_SECS;
+        assert_eq!(validity_window(&e), (Some(from), Some(until)));
         assert_eq!(
-            day_iso(parse_date_days("2024-03-01").unwrap() - 1),
-            "2024-02-29T00:00:00.000Z"
+            at(&e, from - 1),
+            Err("Key not yet valid. Valid from 2026-06-07T00:00:00.000Z".to_owned())
         );
-        assert_eq!(parse_date_days("1970-01-01"), Some(0));
-        assert_eq!(parse_date_days("garbage!!!"), None);
-        assert_eq!(parse_date_days("2026-02-30"), None);
-        assert_eq!(parse_date_days("2026-06-17T08:00:00+02:00"), Some(d));
+        assert_eq!(at(&e, from), Ok(()));
+        assert_eq!(at(&e, from + 1), Ok(()));
+        assert_eq!(at(&e, until - 1), Ok(()));
+        assert_eq!(at(&e, until), Ok(()));
+        assert_eq!(
+            at(&e, until + 1),
+            Err("Key expired on 2026-06-25T00:00:00.000Z".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_missing_date_is_no_bound_and_the_window_follows_the_admin_dates() {
+        let open = event(None, None);
+        assert_eq!(at(&open, i64::from(i32::MIN)), Ok(()));
+        assert_eq!(at(&open, i64::from(i32::MAX) * 4), Ok(()));
+        let only_start = event(Some("2026-06-17"), None);
+        assert!(at(&only_start, 0).is_err());
+        assert_eq!(at(&only_start, i64::from(i32::MAX) * 4), Ok(()));
+        // The export's dates (meta) do not move the window.
+        let mut e = event(Some("2026-06-17"), Some("2026-06-20"));
+        e.header.meta.start_date = Some("2030-01-01".into());
+        e.header.meta.end_date = Some("2030-01-02".into());
+        let until = parse_date_days("2026-06-25").unwrap() * DAY_SECS;
+        assert!(at(&e, until + 1).is_err());
     }
 }

@@ -143,7 +143,7 @@ impl ApiError {
             transition: self.transition.as_ref(),
         })
         .unwrap_or_else(|_| b"{\"error\":\"Unavailable\",\"message\":\"\"}".to_vec());
-        super::routes::json_bytes(self.code.status(), body)
+        super::json_response::json_bytes(self.code.status(), body)
     }
 }
 

@@ -298,7 +298,7 @@ impl Collector for InputsCollector {
             (
                 "c123_source_connected",
                 "1 while a Canoe123 source is connected",
-                |s| f64::from(u8::from(s.state == "connected")),
+                |s| f64::from(u8::from(s.state == crate::ingest::tcp::SourceState::Connected)),
                 false,
             ),
             (

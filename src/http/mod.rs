@@ -5,17 +5,22 @@
 //! through [`MergeHandle::send`] and are answered only after the commit.
 //!
 //! - [`routes`]: request routing, body limits, handlers.
-//! - [`wire`]: the public JSON types and their pure builders (reused by the WebSocket hub).
+//! - [`wire`]: a temporary alias of [`crate::api`], the public JSON types (issue 13).
 //! - [`error`]: the one error vocabulary.
 //! - [`auth`]: master key, event API keys and their validity window.
 //! - [`metrics`]: Prometheus metrics.
 
 pub mod auth;
 pub mod error;
+pub mod gzip;
+pub mod json_response;
 pub mod metrics;
 pub mod routes;
 pub mod static_files;
-pub mod wire;
+
+/// Temporary alias while the axum conversion lands: the wire types live in [`crate::api`],
+/// which the hub uses too (the hub must not import `http`).
+pub use crate::api as wire;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -95,14 +100,6 @@ impl Default for HttpSettings {
     }
 }
 
-/// `::ffff:1.2.3.4` is `1.2.3.4`.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
-
 /// The client's address: the TCP peer, unless the peer is a trusted proxy; then the
 /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries further left
 /// were written by the client and prove nothing). An unparseable entry stops the walk and the
@@ -112,8 +109,8 @@ pub fn client_ip<'a>(
     forwarded_for: impl IntoIterator<Item = &'a [u8]>,
     trusted: &[IpAddr],
 ) -> IpAddr {
-    let peer = canonical_ip(peer);
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|t| canonical_ip(*t) == ip);
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|t| t.to_canonical() == ip);
     if !is_trusted(peer) {
         return peer;
     }
@@ -128,7 +125,7 @@ pub fn client_ip<'a>(
             .ok()
             .map(str::trim)
             .and_then(|t| t.parse::<IpAddr>().ok())
-            .map(canonical_ip)
+            .map(|ip| ip.to_canonical())
         else {
             break;
         };
@@ -307,12 +304,12 @@ pub async fn serve(
             break;
         };
         let _ = stream.set_nodelay(true);
-        let peer_ip = canonical_ip(peer.ip());
+        let peer_ip = peer.ip().to_canonical();
         let proxied = state
             .settings
             .trusted_proxies
             .iter()
-            .any(|t| canonical_ip(*t) == peer_ip);
+            .any(|t| t.to_canonical() == peer_ip);
         let cap = if proxied {
             0
         } else {

@@ -12,17 +12,20 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::auth::{check_api_key, check_api_key_for, check_master, parse_date_days, validity_iso};
+use super::auth::{check_api_key, check_api_key_for, check_master, validity_iso};
 use super::error::{ApiError, ErrorCode};
+use super::json_response::json_bytes;
 use super::{wire, AppState};
 use crate::merge::{
-    config_patch_allowed, ingest_allowed, AdminCommand, Input, MergeError, Outcome, ResultUpdate,
-    Via, XmlOrigin, XmlTarget,
+    config_patch_allowed, ingest_allowed, AdminCommand, DataKind, Input, MergeError, Outcome,
+    ResultUpdate, Via, XmlOrigin, XmlTarget,
 };
 use crate::model::{
     EventConfig, EventImage, EventMeta, EventStatus, Gates, OnCourseEntry, MAX_RANK,
     MAX_RUN_PENALTY_S, MAX_TIME_MS,
 };
+use crate::time::parse_date_days;
+use crate::uri::{query_param, split_path};
 
 type Resp = Response<Full<Bytes>>;
 type Res = Result<Resp, ApiError>;
@@ -33,16 +36,6 @@ pub const MAX_ONCOURSE_ITEMS: usize = 1_000;
 pub const MAX_RESULT_ITEMS: usize = 10_000;
 /// Largest event image (decoded).
 pub const MAX_IMAGE_BYTES: usize = 1024 * 1024;
-
-pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    r
-}
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Res {
     let body = serde_json::to_vec(value)
@@ -90,17 +83,6 @@ pub async fn handle(req: Request<Incoming>, state: AppState) -> Resp {
     resp
 }
 
-/// The request path as percent-decoded segments (`/api/v1/events/a%20b` →
-/// `["api","v1","events","a b"]`); `None` when a segment is not valid percent-encoded UTF-8.
-/// Pure: the routing of every request goes through it (fuzzed).
-pub fn split_path(path: &str) -> Option<Vec<String>> {
-    path.strip_prefix('/')
-        .unwrap_or(path)
-        .split('/')
-        .map(percent_decode)
-        .collect()
-}
-
 /// Gzips a JSON body for clients that accept it: phones on venue networks fetch the results
 /// tables (tens of KB of repetitive JSON) over REST after every (re)connect.
 async fn compress_json(resp: Resp) -> Resp {
@@ -116,7 +98,7 @@ async fn compress_json(resp: Resp) -> Resp {
     let (mut parts, body) = resp.into_parts();
     let Ok(collected) = body.collect().await;
     let bytes = collected.to_bytes();
-    match super::static_files::gzip_with(&bytes, flate2::Compression::default()) {
+    match super::gzip::gzip_with(&bytes, flate2::Compression::default()) {
         Some(gz) if gz.len() < bytes.len() => {
             parts
                 .headers
@@ -128,35 +110,6 @@ async fn compress_json(resp: Resp) -> Resp {
         }
         _ => Response::from_parts(parts, Full::new(bytes)),
     }
-}
-
-/// Decodes `%XX` escapes; `None` for a bad escape or invalid UTF-8.
-pub fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The first value of `name` in a query string (`+` is a space, `%XX` decoded). Pure.
-pub fn query_param(req_query: Option<&str>, name: &str) -> Option<String> {
-    for pair in req_query?.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(&k.replace('+', " ")).as_deref() == Some(name) {
-            return percent_decode(&v.replace('+', " "));
-        }
-    }
-    None
 }
 
 fn not_found_route(method: &Method, path: &str) -> ApiError {
@@ -872,7 +825,7 @@ async fn set_config(req: Request<Incoming>, state: &AppState, id: &str) -> Res {
     // Early guard from the snapshot; the merge loop checks again at commit.
     if !config_patch_allowed(event.header.status, &patch) {
         return Err(MergeError::Forbidden {
-            data: "config",
+            data: DataKind::Config,
             status: event.header.status,
         }
         .into());
@@ -936,9 +889,9 @@ async fn ingest_xml(req: Request<Incoming>, state: &AppState) -> Res {
 
 async fn ingest_xml_inner(req: Request<Incoming>, state: &AppState) -> Res {
     let event = check_api_key(req.headers(), &state.merge.snapshot())?;
-    if !ingest_allowed(event.header.status, "xml") {
+    if !ingest_allowed(event.header.status, DataKind::Xml) {
         return Err(MergeError::Forbidden {
-            data: "xml",
+            data: DataKind::Xml,
             status: event.header.status,
         }
         .into());

@@ -14,7 +14,6 @@
 //!   the canonical folder.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::UNIX_EPOCH;
@@ -29,12 +28,11 @@ use hyper::{Response, StatusCode};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use super::routes::percent_decode;
+use super::gzip::gzip_with;
+use crate::uri::percent_decode;
 
 type Resp = Response<Full<Bytes>>;
 
-/// Files under this size are not worth compressing.
-const MIN_GZIP: usize = 512;
 /// Folder files above this size are served uncompressed (and not cached).
 const MAX_GZIP: u64 = 8 * 1024 * 1024;
 /// Bytes of compressed folder files kept in memory at most.
@@ -95,16 +93,6 @@ impl Asset {
 
 fn gzip(data: &[u8]) -> Option<Bytes> {
     gzip_with(data, flate2::Compression::best())
-}
-
-/// Gzips `data` unless it is too small to gain (API bodies use the default level).
-pub fn gzip_with(data: &[u8], level: flate2::Compression) -> Option<Bytes> {
-    if data.len() < MIN_GZIP {
-        return None;
-    }
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), level);
-    enc.write_all(data).ok()?;
-    enc.finish().ok().map(Bytes::from)
 }
 
 fn compressible(content_type: &str) -> bool {

@@ -1,7 +1,7 @@
 //! What one committed change means for the spectators of one event: pure functions from
 //! (old event, new event, change) to one message, serialized once.
 //!
-//! The JSON of every message body comes from the public wire builders (`http::wire`) through
+//! The JSON of every message body comes from the public wire builders (`crate::api`) through
 //! the [`WireBuilder`] boundary; this module only decides *which* data goes into a message and
 //! wraps it in the envelope (`type`, `seq`, `epoch`, `data`).
 
@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::merge::EventChange;
 use crate::model::{Event, EventStatus, Race};
 
-/// The public wire form of the data a message carries. Implemented over `http::wire`, the one
+/// The public wire form of the data a message carries. Implemented over [`crate::api`], the one
 /// place where the domain model becomes public JSON (centiseconds, field names).
 pub trait WireBuilder: Send + Sync + 'static {
     /// `{event, classes, races, categories}`: the `data` of a `full` message (and of the REST
@@ -135,7 +135,7 @@ fn result_groups(new: &Event, change: &EventChange) -> Vec<Group> {
         let is_br = new
             .races
             .get(race)
-            .is_some_and(|r| matches!(r.race_type(), "best-run-1" | "best-run-2"));
+            .is_some_and(|r| r.race_type().is_best_run());
         let ids = match Race::best_run_partner(race) {
             Some((br1, br2)) if is_br => [br1, br2]
                 .into_iter()
@@ -236,18 +236,18 @@ pub fn admission(status: EventStatus) -> Result<(), CloseReason> {
     }
 }
 
-/// The production [`WireBuilder`]: the public builders of `http::wire`, the same functions
+/// The production [`WireBuilder`]: the public builders of [`crate::api`], the same functions
 /// the REST endpoints serve, so a `full`/`diff` carries exactly the REST shapes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PublicWire;
 
 impl WireBuilder for PublicWire {
     fn event_detail(&self, event: &Event) -> Value {
-        serde_json::to_value(crate::http::wire::event_detail(event)).unwrap_or(Value::Null)
+        serde_json::to_value(crate::api::event_detail(event)).unwrap_or(Value::Null)
     }
 
     fn race_results(&self, event: &Event, race_id: &str) -> Option<Vec<Value>> {
-        let rows = crate::http::wire::race_result_rows(event, race_id, false)?;
+        let rows = crate::api::race_result_rows(event, race_id, false)?;
         Some(
             rows.into_iter()
                 .filter_map(|(_, row)| serde_json::to_value(row).ok())
@@ -256,6 +256,6 @@ impl WireBuilder for PublicWire {
     }
 
     fn oncourse(&self, event: &Event) -> Value {
-        serde_json::to_value(crate::http::wire::oncourse(event)).unwrap_or(Value::Array(Vec::new()))
+        serde_json::to_value(crate::api::oncourse(event)).unwrap_or(Value::Array(Vec::new()))
     }
 }

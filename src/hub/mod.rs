@@ -37,6 +37,7 @@ pub use compose::{CloseReason, PublicWire, WireBuilder};
 use crate::merge::{EventChange, MergeHandle, Published, Snapshot};
 use crate::model::Event;
 use crate::shutdown::Shutdown;
+use crate::uri::query_param;
 
 /// Tunables of the hub. Every duration is tokio time (tests pause or shorten it).
 #[derive(Debug, Clone)]
@@ -465,20 +466,11 @@ pub struct Resume {
 }
 
 /// Reads `since` and `epoch` from a WebSocket URL's query; both are needed for a resume.
+/// The query is parsed as the REST routes parse theirs ([`crate::uri::query_param`]).
 pub fn parse_resume(query: Option<&str>) -> Option<Resume> {
-    let mut since = None;
-    let mut epoch = None;
-    for pair in query?.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match k {
-            "since" => since = v.parse::<u64>().ok(),
-            "epoch" => epoch = Some(v.to_owned()),
-            _ => {}
-        }
-    }
     Some(Resume {
-        since: since?,
-        epoch: epoch?,
+        since: query_param(query, "since")?.parse::<u64>().ok()?,
+        epoch: query_param(query, "epoch")?,
     })
 }
 

@@ -71,6 +71,35 @@ impl TcpSettings {
     }
 }
 
+/// Where a source is in its life; serialized as the lower-case name (`"connected"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceState {
+    /// Connect mode: dialling the address.
+    #[default]
+    Connecting,
+    /// A session is open (either mode).
+    Connected,
+    /// Connect mode: backing off before the next attempt.
+    Waiting,
+    /// Listen mode: no session, waiting for a peer.
+    Listening,
+    /// The source ended (shutdown).
+    Stopped,
+}
+
+impl SourceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Connecting => "connecting",
+            SourceState::Connected => "connected",
+            SourceState::Waiting => "waiting",
+            SourceState::Listening => "listening",
+            SourceState::Stopped => "stopped",
+        }
+    }
+}
+
 /// What an operator sees of a source (`/api/v1/admin/status`, `/metrics`).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -79,8 +108,7 @@ pub struct SourceStatus {
     /// The address connected to (connect mode) or listened on (listen mode).
     pub address: String,
     pub event_id: String,
-    /// `connecting`, `connected`, `waiting` (backoff), `listening`, `stopped`.
-    pub state: &'static str,
+    pub state: SourceState,
     pub peer: Option<String>,
     pub connected_since: Option<String>,
     #[serde(skip)]
@@ -152,14 +180,14 @@ pub fn spawn_connect(
         mode: "connect",
         address: target.clone(),
         event_id: settings.event_id.clone().unwrap_or_default(),
-        state: "connecting",
+        state: SourceState::Connecting,
         ..SourceStatus::default()
     }));
     let st = Arc::clone(&status);
     let join = tokio::spawn(async move {
         let mut delay = settings.backoff_min;
         loop {
-            update(&st, |s| s.state = "connecting");
+            update(&st, |s| s.state = SourceState::Connecting);
             let attempt = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 r = TcpStream::connect(&target) => r,
@@ -187,7 +215,7 @@ pub fn spawn_connect(
                 }
             }
             update(&st, |s| {
-                s.state = "waiting";
+                s.state = SourceState::Waiting;
                 s.peer = None;
                 s.connected_since = None;
             });
@@ -197,7 +225,7 @@ pub fn spawn_connect(
             }
             delay = (delay * 2).min(settings.backoff_max);
         }
-        update(&st, |s| s.state = "stopped");
+        update(&st, |s| s.state = SourceState::Stopped);
     });
     (status, join)
 }
@@ -215,7 +243,7 @@ pub async fn spawn_listen(
         mode: "listen",
         address: local.to_string(),
         event_id: settings.event_id.clone().unwrap_or_default(),
-        state: "listening",
+        state: SourceState::Listening,
         ..SourceStatus::default()
     }));
     let st = Arc::clone(&status);
@@ -227,12 +255,12 @@ pub async fn spawn_listen(
             let Some((stream, peer)) = crate::shutdown::accept(&listener, &shutdown).await else {
                 break;
             };
-            let peer_ip = canonical_ip(peer.ip());
+            let peer_ip = peer.ip().to_canonical();
             if !settings.allowed_peers.is_empty()
                 && !settings
                     .allowed_peers
                     .iter()
-                    .any(|a| canonical_ip(*a) == peer_ip)
+                    .any(|a| a.to_canonical() == peer_ip)
             {
                 update(&st, |s| s.refused_peers += 1);
                 tracing::warn!(%peer, "TCP source refused: not an allowed address");
@@ -264,7 +292,7 @@ pub async fn spawn_listen(
             while sessions.try_join_next().is_some() {}
         }
         sessions.shutdown().await;
-        update(&st, |s| s.state = "stopped");
+        update(&st, |s| s.state = SourceState::Stopped);
     });
     Ok((status, local, join))
 }
@@ -380,14 +408,6 @@ impl RefusalLog {
     }
 }
 
-/// `::ffff:1.2.3.4` is `1.2.3.4`.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
-
 #[derive(Debug)]
 enum SessionEnd {
     Closed,
@@ -445,9 +465,9 @@ async fn run_session(
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
     let peer = stream.peer_addr().map(|a| a.to_string()).ok();
     update(status, |s| {
-        s.state = "connected";
+        s.state = SourceState::Connected;
         s.peer = peer;
-        s.connected_since = Some(crate::merge::now_iso());
+        s.connected_since = Some(crate::time::now_iso());
         s.connections += 1;
     });
     let received = LastReceived {
@@ -567,5 +587,21 @@ mod tests {
         assert_eq!(with_default_port("timing.local:4000"), "timing.local:4000");
         assert_eq!(with_default_port("::1"), "[::1]:27333");
         assert_eq!(with_default_port("[::1]:5000"), "[::1]:5000");
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::SourceState;
+
+    #[test]
+    fn source_states_serialize_as_their_names() {
+        use SourceState::*;
+        for s in [Connecting, Connected, Waiting, Listening, Stopped] {
+            assert_eq!(
+                serde_json::to_value(s).ok(),
+                Some(serde_json::json!(s.as_str()))
+            );
+        }
     }
 }

@@ -357,7 +357,7 @@ impl FolderTask {
                 if let Ok(mut st) = self.status.lock() {
                     st.imports += 1;
                     st.last_import_file = Some(file.display().to_string());
-                    st.last_import_at = Some(crate::merge::now_iso());
+                    st.last_import_at = Some(crate::time::now_iso());
                 }
                 true
             }
@@ -388,7 +388,7 @@ impl FolderTask {
                 Some(f) => format!("{}: {message}", f.display()),
                 None => message,
             });
-            st.last_error_at = Some(crate::merge::now_iso());
+            st.last_error_at = Some(crate::time::now_iso());
         }
     }
 }

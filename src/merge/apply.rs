@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::ranking::rank_race;
 use super::ResultUpdate;
+use crate::model::ranking::rank_race;
 use crate::model::{
     Class, Course, Event, EventConfig, EventStatus, MergeStrategy, Participant, Race, RaceResults,
     ResultRow, TcpFields,
@@ -214,15 +214,49 @@ pub fn reuse_unchanged(old: &Event, new: &mut Event) {
     }
 }
 
-/// Which data an ingest path may deliver in which state (live-mini's table).
-pub fn ingest_allowed(status: EventStatus, data: &str) -> bool {
+/// The kinds of data the state guard knows (live-mini's table, plus the TCP stream). The
+/// names are the ones error messages carry (`Data type 'json_results' not accepted …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataKind {
+    /// An XML export (ingest route or folder watcher).
+    Xml,
+    /// A `PATCH .../config` body that changes more than the merge strategy.
+    Config,
+    /// `POST /api/v1/ingest/oncourse`.
+    JsonOncourse,
+    /// `POST /api/v1/ingest/results`.
+    JsonResults,
+    /// The Canoe123 TCP stream.
+    Tcp,
+}
+
+impl DataKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataKind::Xml => "xml",
+            DataKind::Config => "config",
+            DataKind::JsonOncourse => "json_oncourse",
+            DataKind::JsonResults => "json_results",
+            DataKind::Tcp => "tcp",
+        }
+    }
+}
+
+impl std::fmt::Display for DataKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which data may arrive in which state (live-mini's table; the TCP stream is refused only
+/// once results are official).
+pub fn ingest_allowed(status: EventStatus, data: DataKind) -> bool {
     use EventStatus::*;
     match data {
-        "xml" => status != Official,
-        "config" => status == Draft,
-        "json_oncourse" => status == Running,
-        "json_results" => matches!(status, Running | Finished),
-        _ => false,
+        DataKind::Xml | DataKind::Tcp => status != Official,
+        DataKind::Config => status == Draft,
+        DataKind::JsonOncourse => status == Running,
+        DataKind::JsonResults => matches!(status, Running | Finished),
     }
 }
 
@@ -237,7 +271,7 @@ pub fn config_patch_allowed(status: EventStatus, patch: &EventConfig) -> bool {
     if only_strategy {
         status != EventStatus::Official
     } else {
-        ingest_allowed(status, "config")
+        ingest_allowed(status, DataKind::Config)
     }
 }
 

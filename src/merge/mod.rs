@@ -12,7 +12,6 @@
 
 mod apply;
 mod input;
-pub mod ranking;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,13 +20,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub use apply::{config_patch_allowed, ingest_allowed};
+pub use apply::{config_patch_allowed, ingest_allowed, DataKind};
 pub use input::{
     AdminCommand, Envelope, Input, Outcome, Reply, ResultUpdate, Via, XmlOrigin, XmlTarget,
 };
 
 use crate::model::{Event, EventHeader, EventMeta, EventStatus, MergeStrategy};
 use crate::store::{LastExport, Store, StoreError};
+use crate::time::{now_iso, now_sql};
 use crate::xml::Export;
 
 /// Why an input was refused. Nothing was written.
@@ -40,10 +40,7 @@ pub enum MergeError {
     #[error("Cannot transition from '{from}' to '{to}'")]
     InvalidTransition { from: EventStatus, to: EventStatus },
     #[error("Data type '{data}' not accepted in '{status}' state")]
-    Forbidden {
-        data: &'static str,
-        status: EventStatus,
-    },
+    Forbidden { data: DataKind, status: EventStatus },
     #[error("{0}")]
     Invalid(String),
     #[error("storage failed, nothing was changed: {0}")]
@@ -366,15 +363,13 @@ impl MergeLoop {
                 via,
             } => {
                 let old = Arc::clone(self.event(&event_id)?);
-                if via == Via::IngestApi && !ingest_allowed(old.header.status, "json_oncourse") {
+                let data = match via {
+                    Via::IngestApi => DataKind::JsonOncourse,
+                    Via::Tcp => DataKind::Tcp,
+                };
+                if !ingest_allowed(old.header.status, data) {
                     return Err(MergeError::Forbidden {
-                        data: "json_oncourse",
-                        status: old.header.status,
-                    });
-                }
-                if via == Via::Tcp && old.header.status == EventStatus::Official {
-                    return Err(MergeError::Forbidden {
-                        data: "tcp",
+                        data,
                         status: old.header.status,
                     });
                 }
@@ -401,17 +396,12 @@ impl MergeLoop {
             } => {
                 let old = Arc::clone(self.event(&event_id)?);
                 let status = old.header.status;
-                if via == Via::IngestApi && !ingest_allowed(status, "json_results") {
-                    return Err(MergeError::Forbidden {
-                        data: "json_results",
-                        status,
-                    });
-                }
-                if via == Via::Tcp && status == EventStatus::Official {
-                    return Err(MergeError::Forbidden {
-                        data: "tcp",
-                        status,
-                    });
+                let data = match via {
+                    Via::IngestApi => DataKind::JsonResults,
+                    Via::Tcp => DataKind::Tcp,
+                };
+                if !ingest_allowed(status, data) {
+                    return Err(MergeError::Forbidden { data, status });
                 }
                 if !old.header.has_xml_data {
                     return Ok(Outcome::Results {
@@ -485,9 +475,9 @@ impl MergeLoop {
             }
         };
         if let Some(e) = &existing {
-            if !ingest_allowed(e.header.status, "xml") {
+            if !ingest_allowed(e.header.status, DataKind::Xml) {
                 return Err(MergeError::Forbidden {
-                    data: "xml",
+                    data: DataKind::Xml,
                     status: e.header.status,
                 });
             }
@@ -646,7 +636,7 @@ impl MergeLoop {
                 let old = Arc::clone(self.event(&event_id)?);
                 if !config_patch_allowed(old.header.status, &patch) {
                     return Err(MergeError::Forbidden {
-                        data: "config",
+                        data: DataKind::Config,
                         status: old.header.status,
                     });
                 }
@@ -869,43 +859,4 @@ fn describe(old: Option<&Event>, new: &Event) -> Option<EventChange> {
         status,
         config,
     })
-}
-
-/// UTC now as ISO 8601 with milliseconds (`2026-11-27T08:20:31.326Z`).
-pub fn now_iso() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let (date, time) = civil(d.as_secs() as i64);
-    format!("{date}T{time}.{:03}Z", d.subsec_millis())
-}
-
-/// UTC now as SQLite's `CURRENT_TIMESTAMP` text (`2026-11-27 08:20:31`).
-pub fn now_sql() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let (date, time) = civil(d.as_secs() as i64);
-    format!("{date} {time}")
-}
-
-/// Seconds since the Unix epoch → (`YYYY-MM-DD`, `HH:MM:SS`), proleptic Gregorian, UTC.
-fn civil(secs: i64) -> (String, String) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days-from-civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
-    )
 }

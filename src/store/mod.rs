@@ -37,8 +37,10 @@ impl StoreError {
     }
 }
 
-/// How hard SQLite pushes each commit to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// How hard SQLite pushes each commit to disk. Named `full`, `normal`, `off` in settings
+/// ([`FromStr`](std::str::FromStr), case-insensitive); the command line parses it in
+/// `config`, so the store knows nothing of clap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Synchronous {
     /// fsync at every commit: an acknowledged input survives power loss.
     #[default]
@@ -49,7 +51,46 @@ pub enum Synchronous {
     Off,
 }
 
+/// A `synchronous` setting that is not `full`, `normal` or `off`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("synchronous '{0}': expected full, normal or off")]
+pub struct UnknownSynchronous(pub String);
+
+impl std::str::FromStr for Synchronous {
+    type Err = UnknownSynchronous;
+
+    fn from_str(s: &str) -> Result<Synchronous, UnknownSynchronous> {
+        Synchronous::ALL
+            .into_iter()
+            .find(|v| v.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownSynchronous(s.to_owned()))
+    }
+}
+
 impl Synchronous {
+    /// Every value, in the order the settings list them.
+    pub const ALL: [Synchronous; 3] = [Synchronous::Full, Synchronous::Normal, Synchronous::Off];
+
+    /// The setting's name (`full`, `normal`, `off`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+            Synchronous::Off => "off",
+        }
+    }
+
+    /// What the value means (the command line's help lists it).
+    pub fn description(self) -> &'static str {
+        match self {
+            Synchronous::Full => "fsync at every commit: an acknowledged input survives power loss",
+            Synchronous::Normal => {
+                "fsync at checkpoints only (WAL): survives a crash of the process, not of the machine"
+            }
+            Synchronous::Off => "Never fsync (tests and benchmarks only)",
+        }
+    }
+
     fn pragma(self) -> &'static str {
         match self {
             Synchronous::Full => "FULL",
@@ -394,4 +435,21 @@ pub fn stored_seq(conn: &Connection, event_id: &str) -> Result<Option<u64>, Stor
         )
         .optional()?
         .map(|s| s as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synchronous_names_parse_case_insensitively_and_round_trip() {
+        for v in Synchronous::ALL {
+            assert_eq!(v.name().parse::<Synchronous>(), Ok(v));
+            assert_eq!(v.name().to_uppercase().parse::<Synchronous>(), Ok(v));
+        }
+        assert_eq!(
+            "fsync".parse::<Synchronous>().map_err(|e| e.to_string()),
+            Err("synchronous 'fsync': expected full, normal or off".to_owned())
+        );
+    }
 }

@@ -1,8 +1,34 @@
 //! Ranks within one race: by total, ties share a rank; categories ranked separately.
+//!
+//! [`shared_ranks`] is the one implementation of "equal keys share a rank"; standard races
+//! ([`rank_race`]) and best-run pairs ([`super::best_run`]) both use it.
 
 use std::collections::BTreeMap;
 
 use crate::model::{Participant, ResultRow};
+
+/// Competition ranks ("1, 2, 2, 4") of items already sorted by their key: an item whose key
+/// equals the previous item's shares its rank, any other takes its position (1-based). `None`
+/// keys (unrankable items) get no rank but still take a position, so they never shift the
+/// ranks of the items after them (callers sort them last anyway).
+pub fn shared_ranks<K: PartialEq>(
+    sorted_keys: impl IntoIterator<Item = Option<K>>,
+) -> Vec<Option<i32>> {
+    let mut rank = 0;
+    let mut prev: Option<K> = None;
+    sorted_keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let key = key?;
+            if prev.as_ref() != Some(&key) {
+                rank = i as i32 + 1;
+                prev = Some(key);
+            }
+            Some(rank)
+        })
+        .collect()
+}
 
 /// `0.00` for the leader's total, `+12.34` (seconds) for the others.
 pub fn behind(total_ms: i64, leader_ms: i64) -> String {
@@ -79,15 +105,10 @@ fn assign(
     let Some(leader) = order.first().map(|e| e.0) else {
         return;
     };
-    let mut rank = 0;
-    let mut prev_total = None;
-    for (i, (total, _, pid)) in order.iter().enumerate() {
+    let ranks = shared_ranks(order.iter().map(|e| Some(e.0)));
+    for (i, ((total, _, pid), rank)) in order.iter().zip(ranks).enumerate() {
         let position = i as i32 + 1;
-        if prev_total != Some(*total) {
-            rank = position;
-            prev_total = Some(*total);
-        }
-        if let Some(r) = rows.get_mut(pid) {
+        if let (Some(r), Some(rank)) = (rows.get_mut(pid), rank) {
             set(r, rank, position, behind(*total, leader));
         }
     }
@@ -128,6 +149,15 @@ mod tests {
         assert_eq!(rows["d"].rnk, None);
         assert_eq!(rows["e"].rnk, None);
         assert_eq!(rows["e"].total_behind, None);
+    }
+
+    #[test]
+    fn shared_ranks_give_equal_keys_one_rank_and_skip_after_them() {
+        assert_eq!(
+            shared_ranks([Some(1), Some(2), Some(2), Some(3), None]),
+            vec![Some(1), Some(2), Some(2), Some(4), None]
+        );
+        assert_eq!(shared_ranks(Vec::<Option<i32>>::new()), Vec::new());
     }
 
     #[test]

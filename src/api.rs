@@ -1,19 +1,22 @@
-//! Wire types (public JSON) and their explicit conversion from the domain model.
+//! The public JSON API types and their explicit conversion from the domain model.
 //!
 //! Units on the wire are live-mini's: `time`, `total`, `prevTime`, `prevTotal`, `totalTotal`
 //! in centiseconds (domain milliseconds / 10), `pen`/`prevPen` in centiseconds (domain
 //! seconds × 100), per-gate penalties in seconds (0/2/50). `totalBehind` strings as stored.
 //!
 //! Every builder here is a pure function of an [`Event`], so the WebSocket hub builds its
-//! messages with exactly the same code as the REST routes.
+//! messages with exactly the same code as the REST routes. Ranking is domain logic
+//! ([`crate::model::ranking`], [`crate::model::best_run`]); this module only converts.
+//! It imports only [`crate::model`] (a leaf of the domain, see ARCHITECTURE.md).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::merge::ranking::behind;
+use crate::model::best_run::{self, best_run_pair};
 use crate::model::{
-    Category, Class, Course, Event, EventHeader, OnCourseEntry, Participant, Race, ResultRow,
+    Category, Class, Course, Event, EventHeader, OnCourseEntry, Participant, Race, RaceType,
+    ResultRow,
 };
 
 /// Domain milliseconds → wire centiseconds (rounded half away from zero). Never wraps:
@@ -86,7 +89,7 @@ pub struct RaceWire {
     pub race_id: String,
     /// `null` when the race has no class (REST and WS alike; live-mini's REST used `""`).
     pub class_id: Option<String>,
-    pub race_type: &'static str,
+    pub race_type: RaceType,
     pub race_order: Option<i32>,
     pub start_time: Option<String>,
     pub race_status: Option<i32>,
@@ -251,7 +254,7 @@ pub fn gates_wire(penalties: &[Option<u16>], course: Option<&Course>) -> Vec<Gat
 pub struct RaceRef {
     pub race_id: String,
     pub class_id: Option<String>,
-    pub race_type: &'static str,
+    pub race_type: RaceType,
     pub race_status: Option<i32>,
 }
 
@@ -412,181 +415,20 @@ fn row_order(a: &ResultRow, b: &ResultRow) -> std::cmp::Ordering {
         .then_with(|| a.participant_id.cmp(&b.participant_id))
 }
 
-/// Is this race one run of a best-run pair whose rows we combine?
-pub fn best_run_pair(race: &Race) -> Option<(String, String)> {
-    match race.race_type() {
-        "best-run-1" | "best-run-2" => Race::best_run_partner(&race.race_id),
-        _ => None,
-    }
-}
-
-/// The combined view of one athlete over a best-run pair (domain units), before ranking.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Combined<'a> {
-    pub participant_id: &'a str,
-    pub br1: Option<&'a ResultRow>,
-    pub br2: Option<&'a ResultRow>,
-    /// The second run's own total/penalty, `None` when TCP polluted them with the first
-    /// run's values (see [`combine`]).
-    pub br2_pen_s: Option<i64>,
-    pub br2_total_ms: Option<i64>,
-    pub better_run_nr: Option<i32>,
-    pub total_total_ms: Option<i64>,
-}
-
-/// Combines one athlete's two runs.
-///
-/// - A run counts when it has a total and no status; the smaller total wins, a tie goes to
-///   the first run (Canoe123's `BetterRunNr` convention), the only counting run wins alone.
-/// - Pollution guard (live-mini #180): Canoe123's TCP `Results` for a second run carry the
-///   *better* run's penalty/total. When the second run's total is not `time + pen` but equals
-///   the first run's total (±20 ms), its own penalty and total are unknown: they are shown as
-///   `null` (never invented) and the first run wins.
-/// - Nothing counts: no better run, no `totalTotal`, unranked. An export's `TotalTotal` that
-///   no run time in the file supports is not shown (see the tests on C1M_ST_BR2_6).
-pub fn combine<'a>(
-    pid: &'a str,
-    br1: Option<&'a ResultRow>,
-    br2: Option<&'a ResultRow>,
-) -> Combined<'a> {
-    let mut br2_pen_s = br2.and_then(|r| r.pen_s);
-    let mut br2_total_ms = br2.and_then(|r| r.total_ms);
-    if let (Some(r1), Some(r2)) = (br1, br2) {
-        if let (None, None, Some(t1), Some(time), Some(pen), Some(total)) = (
-            &r1.status,
-            &r2.status,
-            r1.total_ms,
-            r2.time_ms,
-            r2.pen_s,
-            r2.total_ms,
-        ) {
-            if (total - (time + pen * 1000)).abs() > 20 && (total - t1).abs() <= 20 {
-                br2_pen_s = None;
-                br2_total_ms = None;
-            }
-        }
-    }
-    let t1 = br1.filter(|r| r.status.is_none()).and_then(|r| r.total_ms);
-    let t2 = br2.filter(|r| r.status.is_none()).and(br2_total_ms);
-    let (better_run_nr, total_total_ms) = match (t1, t2) {
-        (Some(a), Some(b)) if b < a => (Some(2), Some(b)),
-        (Some(a), _) => (Some(1), Some(a)),
-        (None, Some(b)) => (Some(2), Some(b)),
-        (None, None) => (None, None),
-    };
-    Combined {
-        participant_id: pid,
-        br1,
-        br2,
-        br2_pen_s,
-        br2_total_ms,
-        better_run_nr,
-        total_total_ms,
-    }
-}
-
-/// Combined rows of a best-run pair, ranked by `totalTotal` (ties share a rank, rows without
-/// one after all ranked rows). Returns `(participant_id, row)`.
+/// Combined rows of a best-run pair in rank order (see [`best_run::rank_pair`]). Returns
+/// `(participant_id, row)`.
 fn best_run_rows(
     event: &Event,
     br1_id: &str,
     br2_id: &str,
     detailed: bool,
 ) -> Vec<(String, ResultWire)> {
-    let empty = BTreeMap::new();
-    let r1 = event.results.get(br1_id).map(|m| &**m).unwrap_or(&empty);
-    let r2 = event.results.get(br2_id).map(|m| &**m).unwrap_or(&empty);
     let course1 = event.races.get(br1_id).and_then(|r| event.course_of(r));
     let course2 = event.races.get(br2_id).and_then(|r| event.course_of(r));
-    let mut pids: Vec<&String> = r1.keys().chain(r2.keys()).collect();
-    pids.sort();
-    pids.dedup();
-    let mut combined: Vec<Combined<'_>> = pids
+    best_run::rank_pair(event, br1_id, br2_id)
         .into_iter()
-        .map(|pid| combine(pid, r1.get(pid), r2.get(pid)))
-        .collect();
-    let start_key = |c: &Combined<'_>| {
-        let row = c.br2.or(c.br1);
-        (
-            row.and_then(|r| r.start_order).unwrap_or(i32::MAX),
-            row.and_then(|r| r.bib).unwrap_or(u32::MAX),
-        )
-    };
-    // Ties on totalTotal are broken by the other run (ICF rule, as Canoe123 ranks them:
-    // `TotalRnk` gives distinct ranks when the other runs differ).
-    let tie_key = |c: &Combined<'_>| -> (bool, Option<i64>) {
-        let other = match c.better_run_nr {
-            Some(1) => c.br2.filter(|r| r.status.is_none()).and(c.br2_total_ms),
-            Some(2) => c
-                .br1
-                .filter(|r| r.status.is_none())
-                .and_then(|r| r.total_ms),
-            _ => None,
-        };
-        (other.is_none(), other)
-    };
-    combined.sort_by(|a, b| {
-        (
-            a.total_total_ms.is_none(),
-            a.total_total_ms,
-            tie_key(a),
-            start_key(a),
-            a.participant_id,
-        )
-            .cmp(&(
-                b.total_total_ms.is_none(),
-                b.total_total_ms,
-                tie_key(b),
-                start_key(b),
-                b.participant_id,
-            ))
-    });
-    // Overall and per-category ranks over (totalTotal, other run); equal keys share a rank.
-    let ranks = |items: &[&Combined<'_>]| -> Vec<(Option<i32>, Option<String>)> {
-        let leader = items.iter().find_map(|c| c.total_total_ms);
-        let mut rank = 0;
-        let mut prev = None;
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, c)| match (c.total_total_ms, leader) {
-                (Some(t), Some(l)) => {
-                    let key = (t, tie_key(c));
-                    if prev != Some(key) {
-                        rank = i as i32 + 1;
-                        prev = Some(key);
-                    }
-                    (Some(rank), Some(behind(t, l)))
-                }
-                _ => (None, None),
-            })
-            .collect()
-    };
-    let all: Vec<&Combined<'_>> = combined.iter().collect();
-    let overall = ranks(&all);
-    let cat_of = |c: &Combined<'_>| {
-        event
-            .participants
-            .get(c.participant_id)
-            .and_then(|p| p.cat_id.clone())
-    };
-    let mut by_cat: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, c) in combined.iter().enumerate() {
-        if let Some(cat) = cat_of(c) {
-            by_cat.entry(cat).or_default().push(i);
-        }
-    }
-    let mut cat_ranks: Vec<(Option<i32>, Option<String>)> = vec![(None, None); combined.len()];
-    for idx in by_cat.values() {
-        let items: Vec<&Combined<'_>> = idx.iter().map(|&i| &combined[i]).collect();
-        for (k, r) in idx.iter().zip(ranks(&items)) {
-            cat_ranks[*k] = r;
-        }
-    }
-    combined
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
+        .map(|ranked| {
+            let c = &ranked.combined;
             let both = c.br1.is_some() && c.br2.is_some();
             let primary = c.br2.or(c.br1);
             let primary_is_br2 = c.br2.is_some();
@@ -606,19 +448,19 @@ fn best_run_rows(
                     .or_else(|| c.br1.and_then(|r| r.status.clone()))
             };
             let row = ResultWire {
-                rnk: overall[i].0,
+                rnk: ranked.overall.rnk,
                 bib,
                 athlete_id,
                 name,
                 club,
                 noc,
                 cat_id,
-                cat_rnk: cat_ranks[i].0,
+                cat_rnk: ranked.category.rnk,
                 time: time.map(ms_to_cs),
                 pen: pen.map(pen_s_to_cs),
                 total: total.map(ms_to_cs),
-                total_behind: overall[i].1.clone(),
-                cat_total_behind: cat_ranks[i].1.clone(),
+                total_behind: ranked.overall.behind.clone(),
+                cat_total_behind: ranked.category.behind.clone(),
                 status,
                 best_run: Some(BestRunFields {
                     prev_status: prev.and_then(|r| r.status.clone()),
