@@ -19,19 +19,20 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::UNIX_EPOCH;
 
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{
     HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE,
     ETAG, IF_NONE_MATCH, VARY,
 };
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::routes::percent_decode;
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response;
 
 /// Files under this size are not worth compressing.
 const MIN_GZIP: usize = 512;
@@ -328,18 +329,18 @@ impl StaticDir {
 fn respond(asset: &Asset, headers: &HeaderMap, cache_control: &'static str) -> Resp {
     let etag = HeaderValue::from_str(&asset.etag).unwrap_or(HeaderValue::from_static("\"0\""));
     let mut resp = if etag_matches(headers, &asset.etag) {
-        let mut r = Response::new(Full::default());
+        let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
         match (&asset.gzip, accepts_gzip(headers)) {
             (Some(z), true) => {
-                let mut r = Response::new(Full::new(z.clone()));
+                let mut r = Response::new(Body::from(z.clone()));
                 r.headers_mut()
                     .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                 r
             }
-            _ => Response::new(Full::new(asset.body.clone())),
+            _ => Response::new(Body::from(asset.body.clone())),
         }
     };
     let h = resp.headers_mut();
