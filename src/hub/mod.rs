@@ -12,7 +12,8 @@
 //! it, and every later message is queued under it, so a client never sees a gap or a message
 //! older than its `full`.
 //!
-//! Upgrades are refused before the 101 with JSON bodies (404/410/503); slots are reserved
+//! Upgrades are refused before the 101 with a typed [`Refusal`] (404/410/503/400), which the
+//! HTTP layer turns into its one error body; slots are reserved
 //! atomically before the upgrade and released when the connection task ends, whatever the
 //! reason.
 

@@ -250,6 +250,30 @@ struct ResultIn {
     dt_finish: Option<Option<String>>,
 }
 
+/// `[{gate, pen}]` (gate numbers from 1, any order, gaps allowed) as penalty slots.
+fn gate_slots(field: &str, list: &[GateIn]) -> Result<Gates, ApiError> {
+    Gates::check_slots(list.len()).map_err(|err| ApiError::invalid(format!("{field}: {err}")))?;
+    let mut slots: Vec<Option<u16>> = Vec::new();
+    for (k, g) in list.iter().enumerate() {
+        if g.gate == 0 || g.gate as usize > Gates::MAX_SLOTS {
+            return Err(ApiError::invalid(format!(
+                "{field}[{k}].gate: gate number {} is not in 1..={}",
+                g.gate,
+                Gates::MAX_SLOTS
+            )));
+        }
+        if let Some(pen) = g.pen {
+            check_gate_penalty(&format!("{field}[{k}].pen"), pen)?;
+        }
+        let idx = g.gate as usize - 1;
+        if slots.len() <= idx {
+            slots.resize(idx + 1, None);
+        }
+        slots[idx] = g.pen;
+    }
+    Ok(Gates(slots))
+}
+
 /// The body of `POST /api/v1/ingest/results`, decoded and validated into domain updates
 /// (ms, s; `null` clears, omitted leaves). Pure (fuzzed).
 pub fn parse_results_body(body: &[u8]) -> Result<Vec<ResultUpdate>, ApiError> {
@@ -309,33 +333,10 @@ pub fn validate_results(b: ResultsBody) -> Result<Vec<ResultUpdate>, ApiError> {
         if let Some(rnk) = r.rnk {
             check_rank(&f("rnk"), rnk)?;
         }
-        let gates = match r.gates {
-            None => None,
-            Some(list) => {
-                Gates::check_slots(list.len())
-                    .map_err(|err| ApiError::invalid(format!("{}: {err}", f("gates"))))?;
-                let mut slots: Vec<Option<u16>> = Vec::new();
-                for (k, g) in list.iter().enumerate() {
-                    if g.gate == 0 || g.gate as usize > Gates::MAX_SLOTS {
-                        return Err(ApiError::invalid(format!(
-                            "{}: gate number {} is not in 1..={}",
-                            f(&format!("gates[{k}].gate")),
-                            g.gate,
-                            Gates::MAX_SLOTS
-                        )));
-                    }
-                    if let Some(pen) = g.pen {
-                        check_gate_penalty(&f(&format!("gates[{k}].pen")), pen)?;
-                    }
-                    let idx = g.gate as usize - 1;
-                    if slots.len() <= idx {
-                        slots.resize(idx + 1, None);
-                    }
-                    slots[idx] = g.pen;
-                }
-                Some(Gates(slots))
-            }
-        };
+        let gates = r
+            .gates
+            .map(|list| gate_slots(&f("gates"), &list))
+            .transpose()?;
         updates.push(ResultUpdate {
             race_id: r.race_id,
             participant_id: r.participant_id,

@@ -45,7 +45,7 @@ pub use ingest_body::{
 };
 
 /// JSON bodies smaller than this are sent as they are (not worth compressing).
-pub const MIN_GZIP: u64 = 512;
+pub const MIN_GZIP: u64 = super::static_files::MIN_GZIP as u64;
 
 /// The whole application: routes, fallbacks and layers, ready to be served per connection.
 pub fn router(state: AppState) -> Router {

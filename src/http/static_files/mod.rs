@@ -23,19 +23,23 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hyper::header::{
-    HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE,
-    ETAG, IF_NONE_MATCH, VARY,
+    HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, VARY,
 };
 use hyper::StatusCode;
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
-use super::routes::percent_decode;
+mod negotiate;
+
+use negotiate::etag_matches;
+pub use negotiate::{accepts_gzip, accepts_html};
+
+use crate::http::error::ApiError;
+use crate::http::routes::percent_decode;
 
 type Resp = Response;
 
 /// Files under this size are not worth compressing.
-const MIN_GZIP: usize = 512;
+pub const MIN_GZIP: usize = 512;
 /// Folder files above this size are served uncompressed (and not cached).
 const MAX_GZIP: u64 = 8 * 1024 * 1024;
 /// Bytes of compressed folder files kept in memory at most.
@@ -46,22 +50,22 @@ const EMBEDDED: &[(&str, &str, &[u8])] = &[
     (
         "/index.html",
         "text/html; charset=utf-8",
-        include_bytes!("../../web/index.html"),
+        include_bytes!("../../../web/index.html"),
     ),
     (
         "/app.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../web/app.js"),
+        include_bytes!("../../../web/app.js"),
     ),
     (
         "/style.css",
         "text/css; charset=utf-8",
-        include_bytes!("../../web/style.css"),
+        include_bytes!("../../../web/style.css"),
     ),
     (
         "/icon.svg",
         "image/svg+xml",
-        include_bytes!("../../web/icon.svg"),
+        include_bytes!("../../../web/icon.svg"),
     ),
 ];
 
@@ -385,71 +389,6 @@ pub fn safe_segments(raw_path: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: hyper::header::HeaderName) -> String {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<&'a str>>()
-        .join(",")
-}
-
-/// `Accept` lists `text/html` (with a non-zero quality).
-pub fn accepts_html(headers: &HeaderMap) -> bool {
-    accepts(&header_str(headers, ACCEPT), "text/html")
-}
-
-/// `Accept-Encoding` allows gzip (RFC 9110 §12.5.3): `gzip` (or its alias `x-gzip`, §8.4.1.3)
-/// with a non-zero quality, or else `*` with a non-zero quality. An explicit `gzip;q=0` wins
-/// over `*`; no header or an empty one means identity only (we never guess).
-pub fn accepts_gzip(headers: &HeaderMap) -> bool {
-    let list = header_str(headers, ACCEPT_ENCODING);
-    let mut named = None;
-    let mut wildcard = None;
-    for item in list.split(',') {
-        let (name, q) = coding_and_quality(item);
-        if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
-            named = Some(named.map_or(q, |n: f32| n.max(q)));
-        } else if name == "*" {
-            wildcard = Some(q);
-        }
-    }
-    named.or(wildcard).is_some_and(|q| q > 0.0)
-}
-
-fn accepts(list: &str, wanted: &str) -> bool {
-    list.split(',').any(|item| {
-        let (name, q) = coding_and_quality(item);
-        name.eq_ignore_ascii_case(wanted) && q > 0.0
-    })
-}
-
-/// `name;q=0.5;…` → (`name`, 0.5). The parameter name is case-insensitive (`Q=0`); a missing
-/// or unparseable quality counts as 1 (RFC 9110 §12.4.2).
-fn coding_and_quality(item: &str) -> (&str, f32) {
-    let mut parts = item.split(';');
-    let name = parts.next().unwrap_or("").trim();
-    let q = parts
-        .filter_map(|p| {
-            let (key, value) = p.split_once('=')?;
-            key.trim()
-                .eq_ignore_ascii_case("q")
-                .then(|| value.trim().parse::<f32>().ok())
-                .flatten()
-        })
-        .next()
-        .unwrap_or(1.0);
-    (name, q)
-}
-
-fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
-    let list = header_str(headers, IF_NONE_MATCH);
-    list.split(',').any(|t| {
-        let t = t.trim();
-        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
-    })
-}
-
 /// Content type by file extension (what a front-end build contains).
 pub fn content_type_of(path: &Path) -> &'static str {
     let ext = path
@@ -483,296 +422,4 @@ pub fn content_type_of(path: &Path) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use http_body_util::BodyExt;
-
-    fn hdrs(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
-
-    async fn body(r: Resp) -> Vec<u8> {
-        r.into_body().collect().await.unwrap().to_bytes().to_vec()
-    }
-
-    fn gunzip(z: &[u8]) -> Vec<u8> {
-        use std::io::Read as _;
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(z)
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    }
-
-    const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
-
-    #[tokio::test]
-    async fn embedded_assets_have_their_content_types() {
-        let f = Frontend::Embedded;
-        for (path, ct) in [
-            ("/", "text/html; charset=utf-8"),
-            ("/index.html", "text/html; charset=utf-8"),
-            ("/app.js", "text/javascript; charset=utf-8"),
-            ("/style.css", "text/css; charset=utf-8"),
-            ("/icon.svg", "image/svg+xml"),
-        ] {
-            let r = f.serve(path, &hdrs(&[])).await;
-            assert_eq!(r.status(), 200, "{path}");
-            assert_eq!(r.headers()[CONTENT_TYPE], ct, "{path}");
-            assert_eq!(r.headers()["x-content-type-options"], "nosniff");
-            assert!(r.headers().contains_key(ETAG));
-            assert_eq!(r.headers()[CACHE_CONTROL], "no-cache");
-        }
-        let r = f.serve("/", &hdrs(&[])).await;
-        let csp = r.headers()["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("default-src 'self'"));
-        let html = String::from_utf8(body(r).await).unwrap();
-        assert!(html.contains("<html"), "{html}");
-        // No request ever leaves the venue: no absolute URL in any embedded asset.
-        for (path, _, bytes) in EMBEDDED {
-            let text = String::from_utf8_lossy(bytes);
-            for bad in ["http://", "https://", "//fonts.", "cdn"] {
-                let hits: Vec<&str> = text
-                    .match_indices(bad)
-                    .map(|(i, _)| &text[i.saturating_sub(20)..(i + 40).min(text.len())])
-                    .filter(|ctx| !ctx.contains("www.w3.org/2000/svg"))
-                    .collect();
-                assert!(hits.is_empty(), "{path} references {bad}: {hits:?}");
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn etag_gives_304_without_a_body() {
-        let f = Frontend::Embedded;
-        let r = f.serve("/app.js", &hdrs(&[])).await;
-        let etag = r.headers()[ETAG].to_str().unwrap().to_owned();
-        let r = f.serve("/app.js", &hdrs(&[("if-none-match", &etag)])).await;
-        assert_eq!(r.status(), 304);
-        assert_eq!(r.headers()[ETAG], etag.as_str());
-        assert!(body(r).await.is_empty());
-        let weak = format!("\"x\", W/{etag}");
-        let r = f.serve("/app.js", &hdrs(&[("if-none-match", &weak)])).await;
-        assert_eq!(r.status(), 304);
-        let r = f
-            .serve("/app.js", &hdrs(&[("if-none-match", "\"other\"")]))
-            .await;
-        assert_eq!(r.status(), 200);
-    }
-
-    #[tokio::test]
-    async fn gzip_when_accepted_and_only_then() {
-        let f = Frontend::Embedded;
-        let plain = body(f.serve("/app.js", &hdrs(&[])).await).await;
-        let r = f
-            .serve(
-                "/app.js",
-                &hdrs(&[("accept-encoding", "gzip, deflate, br")]),
-            )
-            .await;
-        assert_eq!(r.headers()[CONTENT_ENCODING], "gzip");
-        assert_eq!(r.headers()[VARY], "Accept-Encoding");
-        let z = body(r).await;
-        assert!(z.len() < plain.len() / 2, "{} vs {}", z.len(), plain.len());
-        assert_eq!(gunzip(&z), plain);
-        // Precompressed once: the same bytes every time.
-        let again = body(
-            f.serve("/app.js", &hdrs(&[("accept-encoding", "gzip")]))
-                .await,
-        )
-        .await;
-        assert_eq!(z, again);
-        for ae in ["gzip;q=0", "br", "identity", "deflate"] {
-            let r = f.serve("/app.js", &hdrs(&[("accept-encoding", ae)])).await;
-            assert!(!r.headers().contains_key(CONTENT_ENCODING), "{ae}");
-        }
-    }
-
-    #[tokio::test]
-    async fn embedded_fallback_only_for_html() {
-        let f = Frontend::Embedded;
-        let r = f
-            .serve("/event/X/results", &hdrs(&[("accept", HTML)]))
-            .await;
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
-        let r = f.serve("/old-asset.js", &hdrs(&[("accept", "*/*")])).await;
-        assert_eq!(r.status(), 404);
-        assert!(r.headers()[CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json"));
-        let v: serde_json::Value = serde_json::from_slice(&body(r).await).unwrap();
-        assert_eq!(v["error"], "NotFound");
-        let r = f
-            .serve("/x.js", &hdrs(&[("accept", "text/html;q=0")]))
-            .await;
-        assert_eq!(r.status(), 404);
-    }
-
-    #[test]
-    fn traversal_is_refused_before_touching_the_disk() {
-        for p in [
-            "/../etc/passwd",
-            "/a/../../etc/passwd",
-            "/%2e%2e/etc/passwd",
-            "/%2E%2E/%2e%2e/etc/passwd",
-            "/.%2e/etc/passwd",
-            "/a%2f..%2f..%2fetc/passwd",
-            "/..%5c..%5cetc/passwd",
-            "/a\\..\\b",
-            "/%00",
-            "/C:/Windows",
-            "/%zz",
-        ] {
-            assert_eq!(safe_segments(p), None, "{p}");
-        }
-        assert_eq!(
-            safe_segments("/./a//b/%20c.txt"),
-            Some(vec!["a".into(), "b".into(), " c.txt".into()])
-        );
-        assert_eq!(safe_segments("/"), Some(vec![]));
-        assert_eq!(safe_segments("/...hidden"), Some(vec!["...hidden".into()]));
-    }
-
-    /// A front-end folder, plus a secret beside it and symlinks pointing out of it.
-    fn folder() -> (tempfile::TempDir, PathBuf) {
-        let tmp = tempfile::tempdir().unwrap();
-        let site = tmp.path().join("site");
-        std::fs::create_dir_all(site.join("assets")).unwrap();
-        std::fs::create_dir_all(site.join("docs")).unwrap();
-        std::fs::write(site.join("index.html"), "<!doctype html><html>SPA</html>").unwrap();
-        std::fs::write(site.join("docs/index.html"), "<html>docs</html>").unwrap();
-        std::fs::write(site.join("assets/app-1234.js"), "x".repeat(4000)).unwrap();
-        std::fs::write(site.join("api.js"), "console.log(1)").unwrap();
-        std::fs::write(site.join("logo.png"), [0x89, b'P', b'N', b'G']).unwrap();
-        std::fs::write(tmp.path().join("secret.txt"), "top secret").unwrap();
-        #[cfg(unix)]
-        {
-            std::os::unix::fs::symlink(tmp.path().join("secret.txt"), site.join("leak.txt"))
-                .unwrap();
-            std::os::unix::fs::symlink(tmp.path(), site.join("up")).unwrap();
-            std::os::unix::fs::symlink(site.join("api.js"), site.join("inside.js")).unwrap();
-        }
-        (tmp, site)
-    }
-
-    #[tokio::test]
-    async fn folder_files_types_caching_and_gzip() {
-        let (_tmp, site) = folder();
-        let f = Frontend::dir(&site).unwrap();
-        let r = f.serve("/", &hdrs(&[])).await;
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()[CACHE_CONTROL], "no-cache");
-        assert_eq!(body(r).await, b"<!doctype html><html>SPA</html>");
-        let r = f.serve("/assets/app-1234.js", &hdrs(&[])).await;
-        assert_eq!(r.headers()[CONTENT_TYPE], "text/javascript; charset=utf-8");
-        assert_eq!(
-            r.headers()[CACHE_CONTROL],
-            "public, max-age=31536000, immutable"
-        );
-        let etag = r.headers()[ETAG].to_str().unwrap().to_owned();
-        let r = f
-            .serve("/assets/app-1234.js", &hdrs(&[("if-none-match", &etag)]))
-            .await;
-        assert_eq!(r.status(), 304);
-        let r = f
-            .serve("/assets/app-1234.js", &hdrs(&[("accept-encoding", "gzip")]))
-            .await;
-        assert_eq!(r.headers()[CONTENT_ENCODING], "gzip");
-        assert_eq!(gunzip(&body(r).await), "x".repeat(4000).into_bytes());
-        let r = f
-            .serve("/logo.png", &hdrs(&[("accept-encoding", "gzip")]))
-            .await;
-        assert_eq!(r.headers()[CONTENT_TYPE], "image/png");
-        assert!(!r.headers().contains_key(CONTENT_ENCODING));
-        // `/api.js` is a file like any other (only `/api/...` belongs to the API).
-        let r = f.serve("/api.js", &hdrs(&[])).await;
-        assert_eq!(r.status(), 200);
-        // A folder with its own index.html.
-        assert_eq!(
-            body(f.serve("/docs/", &hdrs(&[])).await).await,
-            b"<html>docs</html>"
-        );
-        // A file changed on disk is served new, with a new ETag.
-        std::fs::write(site.join("assets/app-1234.js"), "y".repeat(5000)).unwrap();
-        let r = f
-            .serve("/assets/app-1234.js", &hdrs(&[("accept-encoding", "gzip")]))
-            .await;
-        assert_ne!(r.headers()[ETAG].to_str().unwrap(), etag);
-        assert_eq!(gunzip(&body(r).await), "y".repeat(5000).into_bytes());
-    }
-
-    #[tokio::test]
-    async fn folder_spa_fallback_only_for_html() {
-        let (_tmp, site) = folder();
-        let f = Frontend::dir(&site).unwrap();
-        let r = f
-            .serve("/events/X/race/Y", &hdrs(&[("accept", HTML)]))
-            .await;
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
-        assert_eq!(body(r).await, b"<!doctype html><html>SPA</html>");
-        let r = f
-            .serve("/assets/stale-9999.js", &hdrs(&[("accept", "*/*")]))
-            .await;
-        assert_eq!(r.status(), 404);
-        assert!(r.headers()[CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json"));
-    }
-
-    #[tokio::test]
-    async fn folder_never_serves_outside() {
-        let (_tmp, site) = folder();
-        let f = Frontend::dir(&site).unwrap();
-        for p in [
-            "/../secret.txt",
-            "/%2e%2e/secret.txt",
-            "/assets/%2e%2e/%2e%2e/secret.txt",
-            "/leak.txt",
-            "/up/secret.txt",
-            "/..%2fsecret.txt",
-        ] {
-            for accept in ["*/*", HTML] {
-                let r = f.serve(p, &hdrs(&[("accept", accept)])).await;
-                let b = body(r).await;
-                assert!(
-                    !String::from_utf8_lossy(&b).contains("top secret"),
-                    "{p} leaked"
-                );
-            }
-            let r = f.serve(p, &hdrs(&[("accept", "*/*")])).await;
-            assert_eq!(r.status(), 404, "{p}");
-        }
-        // A symlink that stays inside the folder is fine.
-        #[cfg(unix)]
-        assert_eq!(f.serve("/inside.js", &hdrs(&[])).await.status(), 200);
-    }
-
-    #[test]
-    fn folder_must_exist_with_an_index() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert!(Frontend::dir(&tmp.path().join("missing")).is_err());
-        assert!(Frontend::dir(tmp.path()).is_err());
-        std::fs::write(tmp.path().join("index.html"), "x").unwrap();
-        assert!(Frontend::dir(tmp.path()).is_ok());
-    }
-
-    #[test]
-    fn accept_lists() {
-        assert!(accepts("text/html,*/*;q=0.8", "text/html"));
-        assert!(accepts("TEXT/HTML;q=0.5", "text/html"));
-        assert!(!accepts("text/html;q=0", "text/html"));
-        assert!(!accepts("text/html;Q=0", "text/html"));
-        assert!(!accepts("text/html; level=1; q=0.0", "text/html"));
-        assert!(!accepts("*/*", "text/html"));
-        assert!(!accepts("", "gzip"));
-        assert!(accepts("deflate, gzip;q=1.0", "gzip"));
-    }
-}
+mod tests;
