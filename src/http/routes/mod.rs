@@ -49,7 +49,7 @@ pub const MIN_GZIP: u64 = super::static_files::MIN_GZIP as u64;
 
 /// The whole application: routes, fallbacks and layers, ready to be served per connection.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(ops::routes())
         .merge(public::routes())
         .merge(admin::routes())
@@ -57,11 +57,16 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(label_route))
         .fallback(fallback)
         .method_not_allowed_fallback(fallback)
+        .with_state(state.clone());
+    // Around the routing, not per route (`Router::layer` would run after it): HEAD must be
+    // GET before a route is chosen, and every answer, fallbacks included, passes `outer`.
+    let app = tower::ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(state, outer))
         // Phones on venue networks fetch the results tables (tens of KB of repetitive JSON)
-        // after every (re)connect: gzip them when the client accepts it (RFC 9110 q-values).
+        // after every (re)connect: gzip them when the client accepts it.
         .layer(CompressionLayer::new().compress_when(SizeAbove::new(MIN_GZIP).and(is_json)))
-        .layer(middleware::from_fn_with_state(state.clone(), outer))
-        .with_state(state)
+        .service(routes);
+    Router::new().fallback_service(app)
 }
 
 fn is_json(
@@ -138,6 +143,10 @@ async fn outer(State(state): State<AppState>, mut req: Request, next: Next) -> R
     // then closes the connection, and a client that reuses it would lose its next request.
     // Saying so lets the client open a new connection instead.
     let status = resp.status();
+    // axum lists the route's methods on a wrong-method answer; ours is a 404, as live-mini's.
+    if status == hyper::StatusCode::NOT_FOUND {
+        resp.headers_mut().remove(hyper::header::ALLOW);
+    }
     if has_body && (status.is_client_error() || status.is_server_error()) {
         resp.headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));

@@ -104,6 +104,8 @@ async fn wrong_methods_and_unknown_api_paths_are_json_404s() {
     ] {
         let r = a.call(method, path, &[], "").await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}");
+        // Not a 405 in disguise: no `Allow` either.
+        assert!(r.headers.get("allow").is_none(), "{method} {path}");
         assert_eq!(
             r.json(),
             serde_json::json!({"error": "NotFound", "message": format!("Route {method} {path} not found")}),
