@@ -4,8 +4,10 @@
 //! - Every non-API `GET`/`HEAD` path lands here (the router keeps `/api/...`, `/health`,
 //!   `/metrics`); unknown `/api/*` never does, so it stays a JSON 404.
 //! - Embedded assets are compressed once, on first use, and carry a strong ETag (content
-//!   hash). Folder files get an ETag from their length and modification time and are
-//!   compressed at most once per version (a small in-memory cache), never per request.
+//!   hash). Folder files get an ETag from their length and modification time, and that time
+//!   as `Last-Modified` (`If-Modified-Since` is answered 304 when no `If-None-Match` is
+//!   sent); they are compressed at most once per version (a small in-memory cache), never
+//!   per request. No `Range`: the files are small and sent whole.
 //! - A path that does not name a file gets `index.html` only when the client accepts
 //!   `text/html` (a browser navigating to a client route); a script or stylesheet request
 //!   for a missing file gets a JSON 404, never HTML.
@@ -23,7 +25,8 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hyper::header::{
-    HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, VARY,
+    HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, LAST_MODIFIED, VARY,
 };
 use hyper::StatusCode;
 use sha2::{Digest, Sha256};
@@ -81,6 +84,8 @@ struct Asset {
     body: Bytes,
     gzip: Option<Bytes>,
     etag: String,
+    /// Folder files: their modification time (`Last-Modified`, `If-Modified-Since`).
+    modified: Option<std::time::SystemTime>,
 }
 
 impl Asset {
@@ -94,6 +99,7 @@ impl Asset {
             body,
             gzip,
             etag,
+            modified: None,
         }
     }
 }
@@ -274,8 +280,8 @@ impl StaticDir {
         };
         let meta = std::fs::metadata(&path).ok();
         let len = body.len() as u64;
-        let mtime = meta
-            .and_then(|m| m.modified().ok())
+        let modified = meta.and_then(|m| m.modified().ok());
+        let mtime = modified
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         let etag = format!("\"{len:x}-{mtime:x}\"");
@@ -290,6 +296,7 @@ impl StaticDir {
             body: Bytes::from(body),
             gzip: gz,
             etag,
+            modified,
         };
         // Hashed build output (`assets/…`, as Vite names it) never changes under one name.
         let cache = if is_index {
@@ -332,7 +339,7 @@ impl StaticDir {
 /// Builds the response: 304 when the client's copy is current, gzip when accepted.
 fn respond(asset: &Asset, headers: &HeaderMap, cache_control: &'static str) -> Resp {
     let etag = HeaderValue::from_str(&asset.etag).unwrap_or(HeaderValue::from_static("\"0\""));
-    let mut resp = if etag_matches(headers, &asset.etag) {
+    let mut resp = if etag_matches(headers, &asset.etag) || not_modified_since(headers, asset) {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
@@ -354,6 +361,11 @@ fn respond(asset: &Asset, headers: &HeaderMap, cache_control: &'static str) -> R
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     h.insert(ETAG, etag);
+    if let Some(t) = asset.modified {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(t)) {
+            h.insert(LAST_MODIFIED, v);
+        }
+    }
     h.insert(CACHE_CONTROL, HeaderValue::from_static(cache_control));
     h.insert(
         "x-content-type-options",
@@ -363,6 +375,26 @@ fn respond(asset: &Asset, headers: &HeaderMap, cache_control: &'static str) -> R
         h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
     }
     resp
+}
+
+/// `If-Modified-Since` at or after the file's time, and no `If-None-Match` (which takes
+/// precedence, RFC 9110 §13.1.3). HTTP dates have whole seconds.
+fn not_modified_since(headers: &HeaderMap, asset: &Asset) -> bool {
+    let Some(modified) = asset.modified else {
+        return false;
+    };
+    if headers.contains_key(IF_NONE_MATCH) {
+        return false;
+    }
+    let Some(since) = headers
+        .get(IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    else {
+        return false;
+    };
+    let secs = |t: std::time::SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    secs(modified) <= secs(since)
 }
 
 /// The decoded path segments, or `None` for anything that could leave the folder or is not

@@ -291,3 +291,36 @@ fn accept_lists() {
     assert!(!accepts("", "gzip"));
     assert!(accepts("deflate, gzip;q=1.0", "gzip"));
 }
+
+#[tokio::test]
+async fn folder_files_carry_last_modified_and_answer_if_modified_since() {
+    let (_tmp, site) = folder();
+    let f = Frontend::dir(&site).unwrap();
+    let r = f.serve("/api.js", &hdrs(&[])).await;
+    let lm = r.headers()[LAST_MODIFIED].to_str().unwrap().to_owned();
+    let etag = r.headers()[ETAG].to_str().unwrap().to_owned();
+    let r = f
+        .serve("/api.js", &hdrs(&[("if-modified-since", &lm)]))
+        .await;
+    assert_eq!(r.status(), 304);
+    let earlier = httpdate::fmt_http_date(
+        httpdate::parse_http_date(&lm).unwrap() - std::time::Duration::from_secs(1),
+    );
+    let r = f
+        .serve("/api.js", &hdrs(&[("if-modified-since", &earlier)]))
+        .await;
+    assert_eq!(r.status(), 200);
+    // If-None-Match takes precedence: a stale tag is a 200 whatever the date says.
+    let r = f
+        .serve(
+            "/api.js",
+            &hdrs(&[("if-modified-since", &lm), ("if-none-match", "\"other\"")]),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = f.serve("/api.js", &hdrs(&[("if-none-match", &etag)])).await;
+    assert_eq!(r.status(), 304);
+    // The embedded page has no file time: ETag only.
+    let r = Frontend::Embedded.serve("/app.js", &hdrs(&[])).await;
+    assert!(r.headers().get(LAST_MODIFIED).is_none());
+}
