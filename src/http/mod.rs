@@ -4,11 +4,16 @@
 //! Handlers never touch SQLite: reads use the merge loop's immutable snapshot, writes go
 //! through [`MergeHandle::send`] and are answered only after the commit.
 //!
-//! - [`routes`]: request routing, body limits, handlers.
+//! - This module: the connection layer, ours on purpose (accept loop, global and per-address
+//!   caps with a raw 503 written before hyper, head-size cap, header-read timeout, body
+//!   deadline, graceful stop). Each connection is served by hyper with the axum `Router` as
+//!   its service (`TowerToHyperService`).
+//! - [`routes`]: the declarative `Router`, extractors, body limits, handlers.
 //! - [`wire`]: the public JSON types and their pure builders (reused by the WebSocket hub).
-//! - [`error`]: the one error vocabulary.
+//! - [`error`]: the one error vocabulary (`ApiError`, the only writer of error bodies).
 //! - [`auth`]: master key, event API keys and their validity window.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`static_files`]: the front end on non-API paths.
 
 pub mod auth;
 pub mod error;

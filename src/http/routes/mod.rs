@@ -2,8 +2,8 @@
 //! every request passes through. Every handler returns a response; bad input never panics
 //! and never becomes a 500.
 //!
-//! - [`ops`]: health, readiness, metrics. [`public`]: the public API and the WebSocket
-//!   route. [`admin`]: the admin API. [`ingest`]: c123-server's push.
+//! - `ops`: health, readiness, metrics. `public`: the public API and the WebSocket
+//!   route. `admin`: the admin API. `ingest`: c123-server's push.
 //! - [`extract`]: typed extractors (path ids, `MasterKey`, `EventKey`); [`body`]: the body
 //!   limit and deadline and the strict JSON decoder ([`body::StrictJson`]).
 //! - Wrong methods: live-mini answers 404 where it has no such route, so a wrong method on a
