@@ -1,5 +1,6 @@
 //! Request-target decoding shared by the HTTP routes, the static files and the WebSocket hub:
-//! percent-decoded path segments and query parameters. A leaf: it imports nothing of the
+//! percent-decoded path segments (static paths; axum's `Path` decodes route ids) and query
+//! parameters. A leaf: it imports nothing of the
 //! crate, so neither `http` nor `hub` has to import the other for it.
 //!
 //! Paths are strict (a malformed `%` escape or invalid UTF-8 is refused, never guessed: a
@@ -31,17 +32,6 @@ pub fn percent_decode(s: &str) -> Option<String> {
         .map(|d| d.into_owned())
 }
 
-/// The request path as percent-decoded segments (`/api/v1/events/a%20b` →
-/// `["api","v1","events","a b"]`); `None` when a segment is not valid percent-encoded UTF-8.
-/// Pure: the routing of every request goes through it (fuzzed).
-pub fn split_path(path: &str) -> Option<Vec<String>> {
-    path.strip_prefix('/')
-        .unwrap_or(path)
-        .split('/')
-        .map(percent_decode)
-        .collect()
-}
-
 /// The first value of `name` in a query string (form-urlencoded: `+` is a space, `%XX`
 /// decoded). Pure.
 pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
@@ -64,15 +54,6 @@ mod tests {
         assert_eq!(percent_decode("%"), None);
         assert_eq!(percent_decode("%ff"), None);
         assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
-        assert_eq!(
-            split_path("/api/v1/events/a%20b"),
-            Some(vec![
-                "api".into(),
-                "v1".into(),
-                "events".into(),
-                "a b".into()
-            ])
-        );
     }
 
     #[test]

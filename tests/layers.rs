@@ -7,7 +7,7 @@
 //!   never imports `http`, the domain never imports `http`, `hub`, `ingest`, …).
 //! - Only `config` and `main` name `clap`.
 //! - Between files (every file is a module), the graph has no cycle either: the leaf
-//!   helpers (`http::gzip`, `http::json_response`, `uri`) exist so that `http::routes`,
+//!   helpers (`uri`; gzip lives in `http::static_files`, which imports no route) exist so that `http::routes`,
 //!   `http::error` and `http::static_files` need not import each other.
 
 use std::collections::{BTreeMap, BTreeSet};

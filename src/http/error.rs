@@ -1,9 +1,13 @@
 //! The one error vocabulary of the HTTP API: every error body is `{"error","message"}` with
 //! `error` one of the codes below (live-mini uses several spellings; we use one).
+//!
+//! [`ApiError`] is the only writer of error bodies: handlers and extractors return it
+//! (`IntoResponse`), the WebSocket hub's refusals are mapped into it, and the raw 503 the
+//! accept loop writes before hyper sees the connection uses [`ApiError::body`].
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Response, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::StatusCode;
 use serde::Serialize;
 
 use crate::merge::MergeError;
@@ -78,15 +82,23 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub transition: Option<TransitionDetail>,
+    /// `maxConnections` of a WebSocket room that is full.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Body<'a> {
     error: &'static str,
     message: &'a str,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     transition: Option<&'a TransitionDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections: Option<usize>,
 }
+
+/// The content type of every JSON body.
+pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
@@ -94,6 +106,7 @@ impl ApiError {
             code,
             message: message.into(),
             transition: None,
+            max_connections: None,
         }
     }
     pub fn not_found(message: impl Into<String>) -> ApiError {
@@ -133,17 +146,52 @@ impl ApiError {
                 requested_status: to,
                 valid_transitions: valid,
             }),
+            max_connections: None,
         }
     }
 
-    pub fn into_response(self) -> Response<Full<Bytes>> {
-        let body = serde_json::to_vec(&Body {
+    /// The JSON body (`{"error","message",…}`).
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&Body {
             error: self.code.as_str(),
             message: &self.message,
             transition: self.transition.as_ref(),
+            max_connections: self.max_connections,
         })
-        .unwrap_or_else(|_| b"{\"error\":\"Unavailable\",\"message\":\"\"}".to_vec());
-        super::json_response::json_bytes(self.code.status(), body)
+        .unwrap_or_else(|_| b"{\"error\":\"Unavailable\",\"message\":\"\"}".to_vec())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.code.status(), self.body()).into_response();
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+        r
+    }
+}
+
+impl From<crate::hub::Refusal> for ApiError {
+    fn from(r: crate::hub::Refusal) -> ApiError {
+        use crate::hub::Refusal;
+        match r {
+            Refusal::NotFound => ApiError::new(
+                ErrorCode::EventNotFound,
+                "Event not found or not publicly available",
+            ),
+            Refusal::Official => ApiError::new(
+                ErrorCode::EventOfficial,
+                "Event results are official. No live updates available.",
+            ),
+            Refusal::RoomFull { max_connections } => ApiError {
+                max_connections: Some(max_connections),
+                ..ApiError::new(
+                    ErrorCode::ConnectionLimitReached,
+                    "Maximum number of concurrent connections reached for this event",
+                )
+            },
+            Refusal::NotWebSocket(message) => ApiError::invalid(message),
+        }
     }
 }
 

@@ -27,7 +27,8 @@ use crate::merge::MergeHandle;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub route: &'static str,
+    /// The route template the router matched (`MatchedPath`), `static` or `unmatched`.
+    pub route: String,
     pub method: String,
     pub status: u16,
 }
@@ -466,14 +467,14 @@ impl Metrics {
         let _ = self.hub.set(hub);
     }
 
-    pub fn request(&self, route: &'static str, method: &str, status: u16) {
+    pub fn request(&self, route: &str, method: &str, status: u16) {
         let method = match method {
             "GET" | "HEAD" | "POST" | "PATCH" | "DELETE" | "PUT" | "OPTIONS" => method.to_owned(),
             _ => "OTHER".to_owned(),
         };
         self.requests
             .get_or_create(&RequestLabels {
-                route,
+                route: route.to_owned(),
                 method,
                 status,
             })

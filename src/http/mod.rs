@@ -4,32 +4,29 @@
 //! Handlers never touch SQLite: reads use the merge loop's immutable snapshot, writes go
 //! through [`MergeHandle::send`] and are answered only after the commit.
 //!
-//! - [`routes`]: request routing, body limits, handlers.
-//! - [`wire`]: a temporary alias of [`crate::api`], the public JSON types (issue 13).
-//! - [`error`]: the one error vocabulary.
+//! - This module: the connection layer, ours on purpose (accept loop, global and per-address
+//!   caps with a raw 503 written before hyper, head-size cap, header-read timeout, body
+//!   deadline, graceful stop). Each connection is served by hyper with the axum `Router` as
+//!   its service (`TowerToHyperService`).
+//! - [`routes`]: the declarative `Router`, extractors, body limits, handlers.
+//! - [`error`]: the one error vocabulary (`ApiError`, the only writer of error bodies).
 //! - [`auth`]: master key, event API keys and their validity window.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`static_files`]: the front end on non-API paths.
 
 pub mod auth;
 pub mod error;
-pub mod gzip;
-pub mod json_response;
 pub mod metrics;
 pub mod routes;
 pub mod static_files;
 
-/// Temporary alias while the axum conversion lands: the wire types live in [`crate::api`],
-/// which the hub uses too (the hub must not import `http`).
-pub use crate::api as wire;
-
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -299,6 +296,7 @@ pub async fn serve(
         .min(u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(max));
     let per_ip = Arc::new(PerIp::default());
+    let app = routes::router(state.clone());
     loop {
         let Some((stream, peer)) = crate::shutdown::accept(&listener, &shutdown).await else {
             break;
@@ -326,6 +324,7 @@ pub async fn serve(
                 tokio::spawn(serve_connection(
                     stream,
                     peer_ip,
+                    app.clone(),
                     state.clone(),
                     shutdown.clone(),
                     (permit, slot),
@@ -343,15 +342,25 @@ pub async fn serve(
     Ok(())
 }
 
+/// Answers a connection over the limits with a 503 written directly: hyper never sees it,
+/// so refusing costs no task beyond this short write. The body is [`error::ApiError`]'s.
 async fn refuse_connection(mut stream: TcpStream) {
-    let body = br#"{"error":"ConnectionLimitReached","message":"Too many open connections"}"#;
+    let refusal = error::ApiError::new(
+        error::ErrorCode::ConnectionLimitReached,
+        "Too many open connections",
+    );
+    let body = refusal.body();
+    let status = refusal.code.status();
     let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        error::JSON_CONTENT_TYPE,
         body.len()
     );
     let write = async {
         stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body).await?;
+        stream.write_all(&body).await?;
         stream.shutdown().await
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
@@ -367,6 +376,7 @@ impl Drop for OpenConnection {
 async fn serve_connection(
     stream: TcpStream,
     peer: IpAddr,
+    app: axum::Router,
     state: AppState,
     shutdown: Shutdown,
     _permits: (OwnedSemaphorePermit, PerIpSlot),
@@ -374,30 +384,28 @@ async fn serve_connection(
     state.metrics.connections.inc();
     let _open = OpenConnection(state.metrics.clone());
     let settings = Arc::clone(&state.settings);
-    let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        let state = state.clone();
-        let client = client_ip(
-            peer,
-            req.headers()
-                .get_all("x-forwarded-for")
-                .iter()
-                .map(|v| v.as_bytes()),
-            &state.settings.trusted_proxies,
-        );
-        req.extensions_mut().insert(ClientAddr(client));
-        req.extensions_mut().insert(BodyDeadline(
-            tokio::time::Instant::now() + state.settings.body_read_timeout,
-        ));
-        async move {
-            let method = req.method().clone();
-            // The path only: a query string could carry anything, and headers (keys) are
-            // never logged.
-            let path = req.uri().path().to_owned();
-            let resp = routes::handle(req, state).await;
-            tracing::debug!(client = %client, %method, %path, status = resp.status().as_u16(), "request");
-            Ok::<_, Infallible>(resp)
-        }
-    });
+    // The router as hyper's service (axum's serve-with-hyper); our connection layer adds the
+    // per-request facts only it knows: the client address and the body deadline.
+    let trusted = settings.trusted_proxies.clone();
+    let body_read_timeout = settings.body_read_timeout;
+    let svc = tower::ServiceBuilder::new()
+        .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            let client = client_ip(
+                peer,
+                req.headers()
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .map(|v| v.as_bytes()),
+                &trusted,
+            );
+            req.extensions_mut().insert(ClientAddr(client));
+            req.extensions_mut().insert(BodyDeadline(
+                tokio::time::Instant::now() + body_read_timeout,
+            ));
+            req
+        })
+        .service(app);
+    let svc = TowerToHyperService::new(svc);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

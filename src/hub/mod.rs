@@ -12,7 +12,8 @@
 //! it, and every later message is queued under it, so a client never sees a gap or a message
 //! older than its `full`.
 //!
-//! Upgrades are refused before the 101 with JSON bodies (404/410/503); slots are reserved
+//! Upgrades are refused before the 101 with a typed [`Refusal`] (404/410/503/400), which the
+//! HTTP layer turns into its one error body; slots are reserved
 //! atomically before the upgrade and released when the connection task ends, whatever the
 //! reason.
 
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
 use hyper_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use hyper_tungstenite::tungstenite::protocol::WebSocketConfig;
 use hyper_tungstenite::tungstenite::Utf8Bytes;
@@ -521,24 +522,18 @@ fn check_handshake(headers: &hyper::HeaderMap) -> Result<(), String> {
     Ok(())
 }
 
-/// `{"error","message"}` HTTP response (plus extra fields).
-fn refusal(
-    status: StatusCode,
-    error: &str,
-    message: &str,
-    extra: Option<(&str, serde_json::Value)>,
-) -> Response<Full<Bytes>> {
-    let mut body = serde_json::json!({ "error": error, "message": message });
-    if let (Some((k, v)), Some(obj)) = (extra, body.as_object_mut()) {
-        obj.insert(k.to_owned(), v);
-    }
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
+/// Why an upgrade was refused before the 101. The HTTP layer turns it into its error body
+/// (the hub writes no HTTP error bodies of its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown, draft or deleted event (404).
+    NotFound,
+    /// The results are official: no live updates (410).
+    Official,
+    /// The room or the server is full (503).
+    RoomFull { max_connections: usize },
+    /// Not a valid WebSocket handshake (400); the text says what is wrong.
+    NotWebSocket(String),
 }
 
 impl Hub {
@@ -839,7 +834,11 @@ impl Hub {
     /// `GET /api/v1/events/{eventId}/ws`: refuses with a JSON HTTP response (404 unknown or
     /// draft, 410 official, 503 room or server full, 400 not a WebSocket request), or
     /// answers 101 and serves the connection on its own task.
-    pub fn upgrade<B>(&self, req: Request<B>, event_id: &str) -> Response<Full<Bytes>> {
+    pub fn upgrade<B>(
+        &self,
+        req: Request<B>,
+        event_id: &str,
+    ) -> Result<Response<Full<Bytes>>, Refusal> {
         self.upgrade_guarded(req, event_id, ())
     }
 
@@ -850,7 +849,7 @@ impl Hub {
         mut req: Request<B>,
         event_id: &str,
         guard: G,
-    ) -> Response<Full<Bytes>> {
+    ) -> Result<Response<Full<Bytes>>, Refusal> {
         let inner = &self.inner;
         let room = {
             // The freshest committed state: a new room starts from it, and changes the hub has
@@ -860,21 +859,9 @@ impl Hub {
             let status = snapshot.event(event_id).map(|e| e.header.status);
             match status.map(compose::admission) {
                 None | Some(Err(CloseReason::NotPublic)) | Some(Err(CloseReason::Deleted)) => {
-                    return refusal(
-                        StatusCode::NOT_FOUND,
-                        "EventNotFound",
-                        "Event not found or not publicly available",
-                        None,
-                    )
+                    return Err(Refusal::NotFound)
                 }
-                Some(Err(CloseReason::Official)) => {
-                    return refusal(
-                        StatusCode::GONE,
-                        "EventOfficial",
-                        "Event results are official. No live updates available.",
-                        None,
-                    )
-                }
+                Some(Err(CloseReason::Official)) => return Err(Refusal::Official),
                 Some(Ok(())) => {}
             }
             Arc::clone(st.rooms.entry(event_id.to_owned()).or_insert_with(|| {
@@ -894,27 +881,19 @@ impl Hub {
         };
         let Some(slot) = self.reserve(&room) else {
             HubStats::add(&inner.stats.refused_limit, 1);
-            return refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ConnectionLimitReached",
-                "Maximum number of concurrent connections reached for this event",
-                Some(("maxConnections", serde_json::json!(inner.cfg.max_per_event))),
-            );
+            return Err(Refusal::RoomFull {
+                max_connections: inner.cfg.max_per_event,
+            });
         };
-        if let Err(message) = check_handshake(req.headers()) {
-            return refusal(StatusCode::BAD_REQUEST, "InvalidRequest", &message, None);
-        }
+        check_handshake(req.headers()).map_err(Refusal::NotWebSocket)?;
         let resume = parse_resume(req.uri().query());
         let (response, websocket) =
             match hyper_tungstenite::upgrade(&mut req, Some(inner.cfg.ws_config())) {
                 Ok(pair) => pair,
                 Err(e) => {
-                    return refusal(
-                        StatusCode::BAD_REQUEST,
-                        "InvalidRequest",
-                        &format!("Not a WebSocket upgrade request: {e}"),
-                        None,
-                    )
+                    return Err(Refusal::NotWebSocket(format!(
+                        "Not a WebSocket upgrade request: {e}"
+                    )))
                 }
             };
         HubStats::add(&inner.stats.connections_total, 1);
@@ -931,7 +910,7 @@ impl Hub {
             };
             conn::serve(hub, room, slot, ws, resume).await;
         });
-        response
+        Ok(response)
     }
 
     /// Reserves a slot in the room and in the global budget, or none (exact under

@@ -1,0 +1,101 @@
+//! Typed extractors: the path's ids, the master key and the event API keys. Each one's
+//! rejection is an [`ApiError`], so a handler sees only checked input.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path};
+use hyper::http::request::Parts;
+
+use crate::http::auth::{check_api_key, check_api_key_for, check_master};
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::model::Event;
+
+/// The percent-decoded path parameters of the matched route (`{eventId}`, `{raceId}`).
+struct Params(HashMap<String, String>);
+
+impl Params {
+    async fn from_parts(parts: &mut Parts, state: &AppState) -> Result<Params, ApiError> {
+        Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| Params(p))
+            .map_err(|_| ApiError::invalid("Path is not valid percent-encoded UTF-8"))
+    }
+
+    fn take(&mut self, name: &str) -> String {
+        // The router only runs a handler whose template names the parameter.
+        self.0.remove(name).unwrap_or_default()
+    }
+}
+
+/// `{eventId}` of the route.
+pub struct EventId(pub String);
+
+impl FromRequestParts<AppState> for EventId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(EventId(
+            Params::from_parts(parts, state).await?.take("eventId"),
+        ))
+    }
+}
+
+/// `{eventId}` and `{raceId}` of the route.
+pub struct RaceIds {
+    pub event_id: String,
+    pub race_id: String,
+}
+
+impl FromRequestParts<AppState> for RaceIds {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let mut p = Params::from_parts(parts, state).await?;
+        Ok(RaceIds {
+            event_id: p.take("eventId"),
+            race_id: p.take("raceId"),
+        })
+    }
+}
+
+/// Proof that the request carries a valid `X-Master-Key` (or that the admin API is open in
+/// dev mode with no key configured).
+pub struct MasterKey;
+
+impl FromRequestParts<AppState> for MasterKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        check_master(
+            &parts.headers,
+            &state.settings.master_keys,
+            state.settings.dev,
+        )?;
+        Ok(MasterKey)
+    }
+}
+
+/// The event whose API key (`X-API-Key`) the request carries, valid now.
+pub struct EventKey(pub Arc<Event>);
+
+impl FromRequestParts<AppState> for EventKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        check_api_key(&parts.headers, &state.merge.snapshot()).map(EventKey)
+    }
+}
+
+/// The event the URL names (`{eventId}`), when the request's API key is that event's own.
+pub struct EventKeyFor(pub Arc<Event>);
+
+impl FromRequestParts<AppState> for EventKeyFor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let EventId(id) = EventId::from_request_parts(parts, state).await?;
+        check_api_key_for(&parts.headers, &state.merge.snapshot(), &id).map(EventKeyFor)
+    }
+}
