@@ -472,10 +472,11 @@ fn the_checker_sees_imports_in_all_their_forms() {
     );
     // And on the real tree it finds the edges it should.
     let c = read_crate();
+    let admin = ["http", "routes", "admin"].map(str::to_owned).to_vec();
     let routes = c
         .edges
-        .get(&vec!["http".to_owned(), "routes".to_owned()])
-        .expect("http::routes imports something");
+        .get(&admin)
+        .expect("http::routes::admin imports something");
     assert!(routes.contains(&vec!["http".to_owned(), "error".to_owned()]));
     assert!(routes.contains(&vec!["merge".to_owned()]));
 }
