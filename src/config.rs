@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
 use crate::model::MergeStrategy;
+use crate::settings::Settings;
 use crate::store::Synchronous;
 
 #[derive(Debug, Parser)]
@@ -254,50 +255,7 @@ impl FileConfig {
     }
 }
 
-/// Settings of `serve`, resolved.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    pub db: PathBuf,
-    pub synchronous: Synchronous,
-    pub listen: SocketAddr,
-    pub event: Option<String>,
-    pub xml_dir: Option<PathBuf>,
-    pub xml_poll: Option<Duration>,
-    pub merge_strategy: MergeStrategy,
-    pub master_keys: Vec<String>,
-    pub dev: bool,
-    pub c123: Option<String>,
-    pub tcp_listen: Option<SocketAddr>,
-    pub tcp_allow: Vec<std::net::IpAddr>,
-    pub tcp_max_sessions_per_ip: usize,
-    pub tcp_max_sessions: usize,
-    pub auto_status: bool,
-    /// Database size cap in bytes (`--max-db-size` is in MB).
-    pub max_db_bytes: Option<u64>,
-    pub max_connections_per_ip: usize,
-    pub max_ws_per_ip: usize,
-    pub trusted_proxies: Vec<std::net::IpAddr>,
-    pub hub: crate::hub::HubConfig,
-    /// `--static-dir`: checked at startup with `http::static_files::Frontend::dir`.
-    pub static_dir: Option<PathBuf>,
-}
-
-/// `$STATE_DIRECTORY/c123-live.db` under systemd (`StateDirectory=`), else `./c123-live.db`.
-pub fn default_db_path() -> PathBuf {
-    match std::env::var_os("STATE_DIRECTORY") {
-        // systemd may pass several colon-separated directories; the first is ours.
-        Some(dirs) if !dirs.is_empty() => {
-            let first = dirs
-                .to_string_lossy()
-                .split(':')
-                .next()
-                .unwrap_or(".")
-                .to_owned();
-            PathBuf::from(first).join("c123-live.db")
-        }
-        _ => PathBuf::from("c123-live.db"),
-    }
-}
+pub use crate::settings::default_db_path;
 
 /// `--synchronous`: clap lists and checks the names (case-sensitive, as for every other
 /// flag), the store's `FromStr` gives the value; `store` itself knows nothing of clap.
@@ -322,150 +280,137 @@ pub fn resolve_store(
         (None, Some(s)) => s
             .parse::<Synchronous>()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?,
-        (None, None) => Synchronous::Full,
+        (None, None) => Synchronous::default(),
     };
     Ok((db, synchronous))
 }
 
-/// A cap that must exist: `None` is the default, 0 is refused.
-fn at_least_one(value: Option<usize>, name: &str, default: usize) -> Result<usize, ConfigError> {
+/// A cap that must exist: `None` keeps the default, 0 is refused.
+fn at_least_one(value: Option<usize>, name: &str) -> Result<Option<usize>, ConfigError> {
     match value {
-        None => Ok(default),
         Some(0) => Err(ConfigError::Invalid(format!(
             "{name} 0: expected at least 1"
         ))),
-        Some(n) => Ok(n),
+        other => Ok(other),
     }
 }
 
-impl ServeConfig {
-    pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<ServeConfig, ConfigError> {
-        let (db, synchronous) = resolve_store(&args.store, file)?;
-        let xml_poll = match args.xml_poll.or(file.xml_poll) {
-            None => None,
-            Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Some(Duration::from_secs_f64(s)),
-            Some(s) => {
-                return Err(ConfigError::Invalid(format!(
-                    "xml-poll {s}: expected seconds between 0 and 3600"
-                )))
-            }
-        };
-        let tcp_listen = args.tcp_listen.or(file.tcp_listen);
-        let tcp_allow = if args.tcp_allow.is_empty() {
-            file.tcp_allow.clone().unwrap_or_default()
-        } else {
-            args.tcp_allow.clone()
-        };
-        let auto_status = args.auto_status || file.auto_status.unwrap_or(false);
-        // With --auto-status one Schedule frame can make the event official; on an address
-        // others can reach, only named sources may send it.
-        if let Some(addr) = tcp_listen.filter(|a| auto_status && !a.ip().is_loopback()) {
-            if tcp_allow.is_empty() {
-                return Err(ConfigError::Invalid(format!(
-                    "--auto-status with --tcp-listen {addr} (not loopback) needs --tcp-allow IP: \
-                     otherwise any peer could move the event's lifecycle, up to official"
-                )));
-            }
+/// A list setting: the flag's (or environment's) values if any, else the file's.
+fn list_of<T: Clone>(flag: &[T], file: &Option<Vec<T>>) -> Vec<T> {
+    if flag.is_empty() {
+        file.clone().unwrap_or_default()
+    } else {
+        flag.to_vec()
+    }
+}
+
+/// The settings of `serve`: [`Settings::default()`], overridden by the file, overridden by
+/// the environment and the flags (clap merges those two, the flag winning).
+pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Settings, ConfigError> {
+    let mut s = Settings::default();
+    (s.db, s.synchronous) = resolve_store(&args.store, file)?;
+    s.xml_poll = match args.xml_poll.or(file.xml_poll) {
+        None => None,
+        Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 3600.0 => {
+            Some(Duration::from_secs_f64(secs))
         }
-        let master_keys: Vec<String> = if args.master_keys.is_empty() {
-            file.master_keys.clone().unwrap_or_default()
-        } else {
-            args.master_keys.clone()
+        Some(secs) => {
+            return Err(ConfigError::Invalid(format!(
+                "xml-poll {secs}: expected seconds between 0 and 3600"
+            )))
         }
+    };
+    s.tcp_listen = args.tcp_listen.or(file.tcp_listen);
+    s.tcp.allowed_peers = list_of(&args.tcp_allow, &file.tcp_allow);
+    s.tcp.auto_status = args.auto_status || file.auto_status.unwrap_or(s.tcp.auto_status);
+    // With --auto-status one Schedule frame can make the event official; on an address
+    // others can reach, only named sources may send it.
+    if let Some(addr) = s
+        .tcp_listen
+        .filter(|a| s.tcp.auto_status && !a.ip().is_loopback())
+    {
+        if s.tcp.allowed_peers.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "--auto-status with --tcp-listen {addr} (not loopback) needs --tcp-allow IP: \
+                 otherwise any peer could move the event's lifecycle, up to official"
+            )));
+        }
+    }
+    s.http.master_keys = list_of(&args.master_keys, &file.master_keys)
         .into_iter()
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
         .collect();
-        Ok(ServeConfig {
-            db,
-            synchronous,
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            event: args.event.clone().or_else(|| file.event.clone()),
-            xml_dir: args.xml_dir.clone().or_else(|| file.xml_dir.clone()),
-            xml_poll,
-            merge_strategy: args
-                .merge_strategy
-                .or(file.merge_strategy)
-                .unwrap_or_default(),
-            master_keys,
-            dev: args.dev || file.dev.unwrap_or(false),
-            c123: args.c123.clone().or_else(|| file.c123.clone()),
-            tcp_listen,
-            tcp_allow,
-            tcp_max_sessions_per_ip: at_least_one(
-                args.tcp_max_sessions_per_ip
-                    .or(file.tcp_max_sessions_per_ip),
-                "tcp-max-sessions-per-ip",
-                crate::ingest::tcp::DEFAULT_MAX_SESSIONS_PER_IP,
-            )?,
-            tcp_max_sessions: at_least_one(
-                args.tcp_max_sessions.or(file.tcp_max_sessions),
-                "tcp-max-sessions",
-                crate::ingest::tcp::DEFAULT_MAX_SESSIONS,
-            )?,
-            auto_status,
-            max_db_bytes: match args.max_db_size.or(file.max_db_size) {
-                None => None,
-                Some(0) => {
-                    return Err(ConfigError::Invalid(
-                        "max-db-size 0: expected megabytes, at least 1".into(),
-                    ))
-                }
-                Some(mb) => Some(mb.saturating_mul(1024 * 1024)),
-            },
-            max_connections_per_ip: args
-                .max_connections_per_ip
-                .or(file.max_connections_per_ip)
-                .unwrap_or(crate::http::DEFAULT_MAX_CONNECTIONS_PER_IP),
-            max_ws_per_ip: args
-                .max_ws_per_ip
-                .or(file.max_ws_per_ip)
-                .unwrap_or(crate::http::DEFAULT_MAX_WS_PER_IP),
-            trusted_proxies: if args.trusted_proxies.is_empty() {
-                file.trusted_proxies.clone().unwrap_or_default()
-            } else {
-                args.trusted_proxies.clone()
-            },
-            hub: {
-                let mut hub = crate::hub::HubConfig::default();
-                let secs =
-                    |flag: Option<u64>, name: &str| -> Result<Option<Duration>, ConfigError> {
-                        match flag {
-                            Some(0) => Err(ConfigError::Invalid(format!(
-                                "{name} must be at least 1 second"
-                            ))),
-                            other => Ok(other.map(Duration::from_secs)),
-                        }
-                    };
-                if let Some(n) = args.ws_max_per_event.or(file.ws_max_per_event) {
-                    hub.max_per_event = n;
-                }
-                if let Some(n) = args.ws_max_total.or(file.ws_max_total) {
-                    hub.max_total = n;
-                }
-                if let Some(d) = secs(
-                    args.ws_ping_interval.or(file.ws_ping_interval),
-                    "ws-ping-interval",
-                )? {
-                    hub.ping_interval = d;
-                }
-                if let Some(d) = secs(
-                    args.ws_pong_timeout.or(file.ws_pong_timeout),
-                    "ws-pong-timeout",
-                )? {
-                    hub.pong_timeout = d;
-                }
-                if let Some(d) = args.ws_close_grace.or(file.ws_close_grace) {
-                    hub.close_grace = Duration::from_secs(d);
-                }
-                hub
-            },
-            static_dir: args.static_dir.clone().or_else(|| file.static_dir.clone()),
-        })
+    if let Some(listen) = args.listen.or(file.listen) {
+        s.listen = listen;
     }
+    s.event = args.event.clone().or_else(|| file.event.clone());
+    s.xml_dir = args.xml_dir.clone().or_else(|| file.xml_dir.clone());
+    if let Some(strategy) = args.merge_strategy.or(file.merge_strategy) {
+        s.merge.default_strategy = strategy;
+    }
+    s.http.dev = args.dev || file.dev.unwrap_or(s.http.dev);
+    s.c123 = args.c123.clone().or_else(|| file.c123.clone());
+    if let Some(n) = at_least_one(
+        args.tcp_max_sessions_per_ip
+            .or(file.tcp_max_sessions_per_ip),
+        "tcp-max-sessions-per-ip",
+    )? {
+        s.tcp.max_sessions_per_ip = n;
+    }
+    if let Some(n) = at_least_one(
+        args.tcp_max_sessions.or(file.tcp_max_sessions),
+        "tcp-max-sessions",
+    )? {
+        s.tcp.max_sessions = n;
+    }
+    s.max_db_bytes = match args.max_db_size.or(file.max_db_size) {
+        None => None,
+        Some(0) => {
+            return Err(ConfigError::Invalid(
+                "max-db-size 0: expected megabytes, at least 1".into(),
+            ))
+        }
+        Some(mb) => Some(mb.saturating_mul(1024 * 1024)),
+    };
+    if let Some(n) = args.max_connections_per_ip.or(file.max_connections_per_ip) {
+        s.http.max_connections_per_ip = n;
+    }
+    if let Some(n) = args.max_ws_per_ip.or(file.max_ws_per_ip) {
+        s.http.max_ws_per_ip = n;
+    }
+    s.http.trusted_proxies = list_of(&args.trusted_proxies, &file.trusted_proxies);
+    let secs = |value: Option<u64>, name: &str| -> Result<Option<Duration>, ConfigError> {
+        match value {
+            Some(0) => Err(ConfigError::Invalid(format!(
+                "{name} must be at least 1 second"
+            ))),
+            other => Ok(other.map(Duration::from_secs)),
+        }
+    };
+    if let Some(n) = args.ws_max_per_event.or(file.ws_max_per_event) {
+        s.hub.max_per_event = n;
+    }
+    if let Some(n) = args.ws_max_total.or(file.ws_max_total) {
+        s.hub.max_total = n;
+    }
+    if let Some(d) = secs(
+        args.ws_ping_interval.or(file.ws_ping_interval),
+        "ws-ping-interval",
+    )? {
+        s.hub.ping_interval = d;
+    }
+    if let Some(d) = secs(
+        args.ws_pong_timeout.or(file.ws_pong_timeout),
+        "ws-pong-timeout",
+    )? {
+        s.hub.pong_timeout = d;
+    }
+    if let Some(d) = args.ws_close_grace.or(file.ws_close_grace) {
+        s.hub.close_grace = Duration::from_secs(d);
+    }
+    s.static_dir = args.static_dir.clone().or_else(|| file.static_dir.clone());
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -482,10 +427,10 @@ mod tests {
             listen: Some("127.0.0.1:7000".parse().unwrap()),
             ..ServeArgs::default()
         };
-        let c = ServeConfig::resolve(&args, &file).unwrap();
+        let c = resolve(&args, &file).unwrap();
         assert_eq!(c.listen, "127.0.0.1:7000".parse().unwrap());
-        assert_eq!(c.merge_strategy, MergeStrategy::XmlWins);
-        assert_eq!(c.master_keys, vec!["k1".to_string()]);
+        assert_eq!(c.merge.default_strategy, MergeStrategy::XmlWins);
+        assert_eq!(c.http.master_keys, vec!["k1".to_string()]);
         assert_eq!(c.xml_poll, Some(Duration::from_millis(2500)));
         assert_eq!(c.synchronous, Synchronous::Full);
     }
@@ -494,29 +439,26 @@ mod tests {
     fn unknown_keys_and_bad_values_are_errors() {
         assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
         let file: FileConfig = toml::from_str("xml-poll = -1.0").unwrap();
-        assert!(ServeConfig::resolve(&ServeArgs::default(), &file).is_err());
+        assert!(resolve(&ServeArgs::default(), &file).is_err());
         let file: FileConfig = toml::from_str("synchronous = \"sometimes\"").unwrap();
-        assert!(ServeConfig::resolve(&ServeArgs::default(), &file).is_err());
+        assert!(resolve(&ServeArgs::default(), &file).is_err());
     }
 
     #[test]
     fn tcp_session_caps_default_to_4_per_address_and_16_in_all() {
-        let c = ServeConfig::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
-        assert_eq!((c.tcp_max_sessions_per_ip, c.tcp_max_sessions), (4, 16));
+        let c = resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
+        assert_eq!((c.tcp.max_sessions_per_ip, c.tcp.max_sessions), (4, 16));
         let file: FileConfig =
             toml::from_str("tcp-max-sessions-per-ip = 2\ntcp-max-sessions = 8").unwrap();
-        let c = ServeConfig::resolve(&ServeArgs::default(), &file).unwrap();
-        assert_eq!((c.tcp_max_sessions_per_ip, c.tcp_max_sessions), (2, 8));
+        let c = resolve(&ServeArgs::default(), &file).unwrap();
+        assert_eq!((c.tcp.max_sessions_per_ip, c.tcp.max_sessions), (2, 8));
         let args = ServeArgs {
             tcp_max_sessions: Some(3),
             ..ServeArgs::default()
         };
-        assert_eq!(
-            ServeConfig::resolve(&args, &file).unwrap().tcp_max_sessions,
-            3
-        );
+        assert_eq!(resolve(&args, &file).unwrap().tcp.max_sessions, 3);
         let zero: FileConfig = toml::from_str("tcp-max-sessions = 0").unwrap();
-        let err = ServeConfig::resolve(&ServeArgs::default(), &zero).unwrap_err();
+        let err = resolve(&ServeArgs::default(), &zero).unwrap_err();
         assert!(err.to_string().contains("tcp-max-sessions 0"), "{err}");
     }
 
@@ -529,17 +471,17 @@ mod tests {
             ..ServeArgs::default()
         };
         let none = FileConfig::default();
-        let err = ServeConfig::resolve(&args("0.0.0.0:27333", vec![]), &none).unwrap_err();
+        let err = resolve(&args("0.0.0.0:27333", vec![]), &none).unwrap_err();
         assert!(err.to_string().contains("needs --tcp-allow"), "{err}");
-        assert!(ServeConfig::resolve(&args("[::]:27333", vec![]), &none).is_err());
+        assert!(resolve(&args("[::]:27333", vec![]), &none).is_err());
         let allowed = vec!["192.168.1.5".parse().unwrap()];
-        assert!(ServeConfig::resolve(&args("0.0.0.0:27333", allowed), &none).is_ok());
-        assert!(ServeConfig::resolve(&args("127.0.0.1:27333", vec![]), &none).is_ok());
-        assert!(ServeConfig::resolve(&args("[::1]:27333", vec![]), &none).is_ok());
+        assert!(resolve(&args("0.0.0.0:27333", allowed), &none).is_ok());
+        assert!(resolve(&args("127.0.0.1:27333", vec![]), &none).is_ok());
+        assert!(resolve(&args("[::1]:27333", vec![]), &none).is_ok());
         // Without --auto-status a reachable listen address stays allowed as before.
         let mut plain = args("0.0.0.0:27333", vec![]);
         plain.auto_status = false;
-        assert!(ServeConfig::resolve(&plain, &none).is_ok());
+        assert!(resolve(&plain, &none).is_ok());
     }
 
     #[test]

@@ -17,14 +17,16 @@
 //! - [`time`]: civil dates (UTC) and the injectable [`time::Clock`].
 //! - [`uri`]: percent-decoded paths and query parameters (http and hub).
 //! - [`keys`]: API key generation and constant-time comparison.
-//! - [`daemon`]: wiring of all tasks, start-up and orderly shutdown.
-//! - [`config`]: settings shared by the binary and the tests.
+//! - [`settings`]: the daemon's settings as one plain value, `Default` = nothing configured.
+//! - [`config`]: the command line, environment and `--config` file, resolved to [`settings::Settings`].
+//! - [`app`]: the composition root: the only place that wires components, start-up and
+//!   orderly shutdown; `main` and the test harnesses start the daemon through it.
 //! - [`shutdown`]: the one shutdown signal every task listens to.
 
 pub mod api;
+pub mod app;
 pub mod c123;
 pub mod config;
-pub mod daemon;
 pub mod http;
 pub mod hub;
 pub mod ingest;
@@ -32,6 +34,7 @@ pub mod keys;
 pub mod merge;
 pub mod model;
 pub mod result_status;
+pub mod settings;
 pub mod shutdown;
 pub mod store;
 pub mod time;

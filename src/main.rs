@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 
-use c123_live::config::{resolve_store, Cli, Command, FileConfig, LogFormat, ServeConfig};
+use c123_live::config::{resolve_store, Cli, Command, FileConfig, LogFormat};
 use c123_live::merge::{MergeSettings, Outcome, XmlTarget};
 use c123_live::store::Store;
 
@@ -29,8 +29,8 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format.or(file.log_format).unwrap_or_default());
     match cli.command {
         Command::Serve(args) => {
-            let config = ServeConfig::resolve(&args, &file)?;
-            c123_live::daemon::serve(config).await?;
+            let settings = c123_live::config::resolve(&args, &file)?;
+            c123_live::app::serve(settings).await?;
         }
         Command::Import {
             file: path,
@@ -77,7 +77,12 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Demo(args) => {
-            c123_live::daemon::demo(args).await?;
+            c123_live::app::demo(c123_live::app::DemoSettings {
+                listen: args.listen,
+                speed: args.speed,
+                db: args.db,
+            })
+            .await?;
         }
         Command::Replay(args) => {
             use c123_live::ingest::replay::{self, ReplaySettings};

@@ -13,21 +13,17 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use c123_live::c123::recording::Recording;
-use c123_live::http::{serve, AppState, HttpSettings};
-use c123_live::hub::{Hub, HubConfig, PublicWire};
-use c123_live::ingest::replay::{self, ReplaySettings};
-use c123_live::ingest::tcp::{self, TcpSettings};
-use c123_live::merge::{self, Input, MergeHandle, MergeSettings};
-use c123_live::shutdown::Shutdown;
-use c123_live::store::{Store, Synchronous};
+use c123_live::app::{App, RunningApp};
+use c123_live::ingest::replay::ReplaySettings;
+use c123_live::merge::MergeHandle;
+use c123_live::settings::Settings;
+use c123_live::store::Synchronous;
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 
-const EVENT: &str = c123_live::daemon::DEMO_EVENT;
+const EVENT: &str = c123_live::app::DEMO_EVENT;
 const RACE: &str = "K1M_ST_BR2_6";
 /// Replay speed: bib 9 finishes about 67 s into the recording, so about 13 s here.
 const SPEED: f64 = 5.0;
@@ -42,94 +38,46 @@ fn find_exe(env: &str, names: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The daemon's pieces, as `daemon::start` plus the HTTP server and hub will wire them.
+/// The daemon as `serve` wires it, on a given database and address.
 struct Daemon {
     addr: SocketAddr,
-    shutdown: Shutdown,
     merge: MergeHandle,
-    merge_task: tokio::task::JoinHandle<()>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    running: RunningApp,
 }
 
 async fn start_daemon(db: &Path, addr: SocketAddr) -> Daemon {
-    let store = Store::open(db, Synchronous::Normal).expect("store");
-    let (merge, merge_task) = merge::start(store, MergeSettings::default()).expect("merge");
-    let shutdown = Shutdown::new();
-    let (hub, hub_task) = Hub::start(
-        HubConfig::default(),
-        Arc::new(PublicWire),
-        &merge,
-        shutdown.clone(),
-    );
-    let state = AppState::new(
-        merge.clone(),
-        HttpSettings {
-            dev: true,
-            shutdown_grace: Duration::from_secs(1),
-            ..HttpSettings::default()
-        },
-    )
-    .with_hub(hub);
-    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let http = tokio::spawn(serve(listener, state, shutdown.clone()));
-    let ticker = {
-        let (merge, shutdown) = (merge.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = every.tick() => if merge.submit(Input::Tick).await.is_err() { return },
-                }
-            }
-        })
+    let mut settings = Settings {
+        db: db.to_owned(),
+        synchronous: Synchronous::Normal,
+        listen: addr,
+        ..Settings::default()
     };
+    settings.http.dev = true;
+    settings.http.shutdown_grace = Duration::from_secs(1);
+    let running = App::start(settings).await.expect("daemon starts");
     Daemon {
-        addr,
-        shutdown,
-        merge,
-        merge_task,
-        tasks: vec![hub_task, ticker],
-        http,
+        addr: running.local_addr,
+        merge: running.merge.clone(),
+        running,
     }
 }
 
 impl Daemon {
     async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.http).await;
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
-        }
-        self.merge.shutdown().await;
-        let _ = self.merge_task.await;
+        self.running.stop().await;
     }
 
     /// Replays the bundled recording as a fake Canoe123 and connects to it.
     async fn replay(&mut self) {
-        let recording = Recording::parse(c123_live::daemon::DEMO_RECORDING).expect("recording");
-        let fake = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let fake_addr = fake.local_addr().expect("addr");
-        self.tasks.push(tokio::spawn(replay::serve(
-            fake,
-            recording,
+        c123_live::app::play_demo_recording(
+            &mut self.running,
             ReplaySettings {
                 speed: SPEED,
                 looped: false,
             },
-            self.shutdown.clone(),
-        )));
-        let (_status, task) = tcp::spawn_connect(
-            fake_addr.to_string(),
-            TcpSettings::new(Some(EVENT.into())),
-            self.merge.clone(),
-            self.shutdown.clone(),
-        );
-        self.tasks.push(task);
+        )
+        .await
+        .expect("replay");
     }
 }
 
@@ -264,7 +212,7 @@ async fn spectator_page_follows_the_demo_in_chromium() {
     let db = dir.path().join("live.db");
     let mut daemon = start_daemon(&db, "127.0.0.1:0".parse().unwrap()).await;
     let addr = daemon.addr;
-    c123_live::daemon::prepare_demo_event(&daemon.merge)
+    c123_live::app::prepare_demo_event(&daemon.merge)
         .await
         .expect("demo event");
 

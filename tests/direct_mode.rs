@@ -7,9 +7,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use c123_live::app::App;
 use c123_live::c123::recording::Recording;
-use c123_live::config::{FileConfig, ServeArgs, ServeConfig};
-use c123_live::daemon;
+use c123_live::config::{FileConfig, ServeArgs};
 use c123_live::ingest::replay::{self, ReplaySettings};
 use c123_live::model::EventStatus;
 use c123_live::shutdown::Shutdown;
@@ -55,10 +55,10 @@ async fn xml_folder_and_canoe123_without_an_admin() {
         master_keys: vec!["operator-key".into()],
         ..ServeArgs::default()
     };
-    let mut config = ServeConfig::resolve(&args, &FileConfig::default()).unwrap();
-    config.db = dir.path().join("live.db");
-    let running = daemon::start(&config, &shutdown).await.unwrap();
-    let addr = running.local_addr.unwrap();
+    let mut settings = c123_live::config::resolve(&args, &FileConfig::default()).unwrap();
+    settings.db = dir.path().join("live.db");
+    let running = App::start(settings).await.unwrap();
+    let addr = running.local_addr;
 
     // The watcher creates the event from the export before the recording starts.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -153,5 +153,6 @@ async fn xml_folder_and_canoe123_without_an_admin() {
     assert!(text.contains("c123_source_frames_total{"), "{text}");
     assert!(text.contains("xml_watcher_imports_total 1"), "{text}");
 
-    daemon::stop(running, &shutdown).await;
+    running.stop().await;
+    shutdown.cancel();
 }

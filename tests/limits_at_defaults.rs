@@ -1,5 +1,5 @@
 //! Every existing limit and timer at its DEFAULT value (issue 11, class-level guard), against
-//! the real daemon (`daemon::start` with the configuration `serve` resolves from no flags):
+//! the real daemon (`app::App::start` with the settings `serve` resolves from no flags):
 //! real SQLite file, HTTP and WebSocket on 127.0.0.1 port 0, real clients.
 //!
 //! Each check asserts both sides of its bound (not closed / not refused before the default,
@@ -12,8 +12,8 @@ mod wscommon;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use c123_live::config::{FileConfig, ServeArgs, ServeConfig};
-use c123_live::daemon::{self, Running};
+use c123_live::app::{App, RunningApp as Running};
+use c123_live::config::{FileConfig, ServeArgs};
 use c123_live::merge::{Input, ResultUpdate, Via};
 use c123_live::shutdown::Shutdown;
 use c123_live::store::Synchronous;
@@ -48,12 +48,12 @@ async fn daemon_with(tweak: impl FnOnce(&mut ServeArgs)) -> Daemon {
         ..ServeArgs::default()
     };
     tweak(&mut args);
-    let mut config = ServeConfig::resolve(&args, &FileConfig::default()).expect("config");
-    config.db = dir.path().join("live.db");
-    config.synchronous = Synchronous::Off;
-    let shutdown = Shutdown::new();
-    let running = daemon::start(&config, &shutdown).await.expect("daemon");
-    let addr = running.local_addr.expect("local addr");
+    let mut settings = c123_live::config::resolve(&args, &FileConfig::default()).expect("config");
+    settings.db = dir.path().join("live.db");
+    settings.synchronous = Synchronous::Off;
+    let running = App::start(settings).await.expect("daemon");
+    let shutdown = running.shutdown().clone();
+    let addr = running.local_addr;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .pool_idle_timeout(Duration::from_secs(3))
@@ -213,7 +213,7 @@ impl Daemon {
 
     async fn stop(mut self) {
         if let Some(running) = self.running.take() {
-            daemon::stop(running, &self.shutdown).await;
+            running.stop().await;
         }
     }
 }

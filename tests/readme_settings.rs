@@ -1,10 +1,12 @@
 //! The README's settings table is the operator's reference: every `serve` flag is in it with
 //! its environment variable, nothing in it is missing from the command line, and the
-//! defaults it states are the ones `serve` resolves when nothing is set.
+//! defaults it states are the ones `serve` resolves when nothing is set, which are
+//! `Settings::default()` (what the tests and `App::start` start from).
 
 use std::collections::BTreeMap;
 
-use c123_live::config::{Cli, FileConfig, ServeArgs, ServeConfig};
+use c123_live::config::{Cli, FileConfig, ServeArgs};
+use c123_live::settings::Settings;
 use clap::CommandFactory;
 
 /// The flags, environment variables and default cell of every row of the README table.
@@ -96,20 +98,17 @@ fn every_serve_flag_is_in_the_readme_table_with_its_environment_variable() {
     );
 }
 
-#[test]
-fn the_readme_defaults_are_what_serve_resolves_from_nothing() {
-    let c = ServeConfig::resolve(
-        &ServeArgs {
-            dev: true,
-            ..ServeArgs::default()
-        },
-        &FileConfig::default(),
-    )
-    .expect("defaults resolve");
-    let defaults: BTreeMap<String, String> = readme_rows()
+/// The README's default cells, by the row's first flag.
+fn readme_defaults() -> BTreeMap<String, String> {
+    readme_rows()
         .into_iter()
         .map(|(flags, _, default)| (flags[0].clone(), default))
-        .collect();
+        .collect()
+}
+
+/// Checks every default the README states against `c`.
+fn assert_readme_defaults(c: &Settings, source: &str) {
+    let defaults = readme_defaults();
     let first_ticked = |flag: &str| -> Vec<String> {
         defaults[flag]
             .split('`')
@@ -128,19 +127,19 @@ fn the_readme_defaults_are_what_serve_resolves_from_nothing() {
         (
             "--tcp-max-sessions-per-ip",
             vec![
-                c.tcp_max_sessions_per_ip.to_string(),
-                c.tcp_max_sessions.to_string(),
+                c.tcp.max_sessions_per_ip.to_string(),
+                c.tcp.max_sessions.to_string(),
             ],
         ),
         (
             "--merge-strategy",
-            vec![c.merge_strategy.as_str().to_owned()],
+            vec![c.merge.default_strategy.as_str().to_owned()],
         ),
         (
             "--max-connections-per-ip",
-            vec![c.max_connections_per_ip.to_string()],
+            vec![c.http.max_connections_per_ip.to_string()],
         ),
-        ("--max-ws-per-ip", vec![c.max_ws_per_ip.to_string()]),
+        ("--max-ws-per-ip", vec![c.http.max_ws_per_ip.to_string()]),
         (
             "--ws-max-per-event",
             vec![c.hub.max_per_event.to_string(), c.hub.max_total.to_string()],
@@ -156,12 +155,34 @@ fn the_readme_defaults_are_what_serve_resolves_from_nothing() {
         assert_eq!(
             stated[..resolved.len()],
             resolved[..],
-            "{flag}: README says {:?}",
+            "{source}, {flag}: README says {:?}",
             defaults[flag]
         );
     }
     // Settings the table calls off / none resolve to nothing.
     assert!(c.xml_dir.is_none() && c.c123.is_none() && c.tcp_listen.is_none());
-    assert!(!c.auto_status && c.max_db_bytes.is_none() && c.trusted_proxies.is_empty());
-    assert!(c.static_dir.is_none() && c.event.is_none());
+    assert!(!c.tcp.auto_status && c.max_db_bytes.is_none());
+    assert!(c.http.trusted_proxies.is_empty() && c.http.master_keys.is_empty());
+    assert!(c.static_dir.is_none() && c.event.is_none() && c.xml_poll.is_none());
+    assert_eq!(c.db, c123_live::config::default_db_path(), "{source}");
+}
+
+#[test]
+fn the_readme_defaults_are_what_serve_resolves_from_nothing() {
+    let c = c123_live::config::resolve(
+        &ServeArgs {
+            dev: true,
+            ..ServeArgs::default()
+        },
+        &FileConfig::default(),
+    )
+    .expect("defaults resolve");
+    assert_readme_defaults(&c, "resolved from nothing");
+}
+
+#[test]
+fn the_readme_defaults_are_settings_default() {
+    let d = Settings::default();
+    assert_readme_defaults(&d, "Settings::default()");
+    assert!(!d.http.dev, "dev mode is off by default");
 }

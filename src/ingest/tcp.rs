@@ -55,6 +55,13 @@ pub struct TcpSettings {
     pub max_sessions: usize,
 }
 
+impl Default for TcpSettings {
+    /// A source with no fixed event (direct mode) and the default limits.
+    fn default() -> Self {
+        TcpSettings::new(None)
+    }
+}
+
 impl TcpSettings {
     pub fn new(event_id: Option<String>) -> TcpSettings {
         TcpSettings {

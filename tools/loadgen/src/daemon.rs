@@ -117,7 +117,7 @@ impl Daemon {
             .as_str()
             .ok_or_else(|| Error::Daemon("no apiKey in the create-event answer".into()))?
             .to_owned();
-        self.import_xml(&key, c123_live::daemon::DEMO_XML).await?;
+        self.import_xml(&key, c123_live::app::DEMO_XML).await?;
         for to in ["startlist", "running"] {
             request(
                 self.http,

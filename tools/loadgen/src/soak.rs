@@ -48,7 +48,7 @@ pub async fn soak(args: Args) -> Result<()> {
         Some(p) => {
             Recording::parse(&std::fs::read_to_string(p).io(format!("reading {}", p.display()))?)?
         }
-        None => Recording::parse(c123_live::daemon::DEMO_RECORDING)?,
+        None => Recording::parse(c123_live::app::DEMO_RECORDING)?,
     };
     if rec.frames.is_empty() {
         return Err(Error::Setup("the recording has no frames".into()));
@@ -157,7 +157,7 @@ fn xml_task(
     total_sim_ms: u64,
 ) -> JoinHandle<(u64, u64, Duration)> {
     tokio::spawn(async move {
-        let xml = String::from_utf8_lossy(c123_live::daemon::DEMO_XML).into_owned();
+        let xml = String::from_utf8_lossy(c123_live::app::DEMO_XML).into_owned();
         let (mut ok, mut failed, mut worst) = (0u64, 0u64, Duration::ZERO);
         let mut minute = 1u64;
         while minute * 60_000 < total_sim_ms {

@@ -1,0 +1,421 @@
+//! The composition root: the one place that wires the components into a running daemon.
+//! `main` (`serve`, `demo`) and the integration-test harnesses all start the daemon through
+//! [`App::start`], so what the tests run is what production runs.
+//!
+//! Start order: the static-file folder and the HTTP settings are checked and the API port is
+//! bound before anything else starts (a bad setting changes nothing); then the store and the
+//! merge loop with its 1 s tick, the inputs, the WebSocket hub and the HTTP server.
+//! [`RunningApp::stop`] reverses it: inputs, servers and timers first, then the merge loop
+//! finishes what is in flight and checkpoints.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::c123::recording::{Recording, RecordingError};
+use crate::http::static_files::Frontend;
+use crate::http::{AppState, SettingsError};
+use crate::hub::{Hub, PublicWire, WireBuilder};
+use crate::ingest::replay::ReplaySettings;
+use crate::ingest::tcp::{self, SharedSourceStatus, TcpSettings};
+use crate::ingest::watch::{self, SharedWatcherStatus, WatchError, WatchSettings};
+use crate::ingest::{BytesImportError, InputStatus};
+use crate::merge::{self, Input, MergeError, MergeHandle};
+use crate::settings::Settings;
+use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreError, Synchronous};
+
+/// How often the merge loop is ticked (on-course expiry, timed state changes).
+const TICK: Duration = Duration::from_secs(1);
+/// How long `stop` waits for each task before it moves on (the HTTP server's own grace is
+/// shorter, so this only bounds a stuck task).
+const TASK_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot open database {path}: cannot create its folder: {source}")]
+    DbFolder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open database {path}: {source}")]
+    Store { path: PathBuf, source: StoreError },
+    #[error(transparent)]
+    Http(#[from] SettingsError),
+    #[error("--static-dir {dir}: {source}")]
+    StaticDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    #[error(
+        "--c123/--tcp-listen need --event, or --xml-dir (they then feed the event of the export)"
+    )]
+    SourceWithoutEvent,
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the merge loop stopped unexpectedly")]
+    MergeLoopStopped,
+    #[error("demo: cannot create the temporary folder {path}: {source}")]
+    DemoFolder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("demo: bundled recording: {0}")]
+    DemoRecording(#[from] RecordingError),
+    #[error("demo import: {0}")]
+    DemoImport(#[from] BytesImportError),
+    #[error("demo status: {0}")]
+    DemoStatus(#[from] MergeError),
+}
+
+/// The daemon's wiring. Stateless: everything it starts is in the [`RunningApp`].
+pub struct App;
+
+/// A running daemon. Its fields are the handles tests and `demo` reach inside with.
+pub struct RunningApp {
+    pub merge: MergeHandle,
+    pub hub: Hub,
+    /// The bound API address (`listen` with port 0 resolved).
+    pub local_addr: SocketAddr,
+    pub watcher: Option<SharedWatcherStatus>,
+    pub sources: Vec<SharedSourceStatus>,
+    /// The bound address of `tcp_listen` (port 0 resolved).
+    pub tcp_listen_addr: Option<SocketAddr>,
+    shutdown: Shutdown,
+    merge_task: JoinHandle<()>,
+    /// Everything but the merge loop; each ends when `shutdown` fires.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl App {
+    /// Starts everything; returns once the API is listening.
+    pub async fn start(settings: Settings) -> Result<RunningApp, AppError> {
+        App::start_with_wire(settings, Arc::new(PublicWire)).await
+    }
+
+    /// [`App::start`] with another builder of the hub's messages (tests use a deliberately
+    /// slow one).
+    pub async fn start_with_wire(
+        settings: Settings,
+        wire: Arc<dyn WireBuilder>,
+    ) -> Result<RunningApp, AppError> {
+        // Everything that can be refused is checked before anything starts.
+        settings.http.validate()?;
+        let sources_wanted = settings.c123.is_some() || settings.tcp_listen.is_some();
+        if sources_wanted && settings.event.is_none() && settings.xml_dir.is_none() {
+            return Err(AppError::SourceWithoutEvent);
+        }
+        let frontend = match &settings.static_dir {
+            Some(dir) => Some(Frontend::dir(dir).map_err(|source| AppError::StaticDir {
+                dir: dir.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        let listen_error = |source| AppError::Listen {
+            addr: settings.listen,
+            source,
+        };
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(listen_error)?;
+        let local_addr = listener.local_addr().map_err(listen_error)?;
+
+        let shutdown = Shutdown::new();
+        let store = open_store(&settings)?;
+        let (merge, merge_task) =
+            merge::start(store, settings.merge.clone()).map_err(|source| AppError::Store {
+                path: settings.db.clone(),
+                source,
+            })?;
+        // The hub subscribes to the loop before any input can commit.
+        let (hub, hub_task) = Hub::start(settings.hub.clone(), wire, &merge, shutdown.clone());
+        let mut running = RunningApp {
+            merge,
+            hub,
+            local_addr,
+            watcher: None,
+            sources: Vec::new(),
+            tcp_listen_addr: None,
+            shutdown,
+            merge_task,
+            tasks: Vec::new(),
+        };
+        if let Err(e) = running.start_inputs(&settings).await {
+            running.tasks.push(hub_task);
+            running.stop().await;
+            return Err(e);
+        }
+        running.start_ticker();
+        running.tasks.push(hub_task);
+        let status = InputStatus {
+            watcher: running.watcher.clone(),
+            sources: running.sources.clone(),
+        };
+        let mut state = AppState::with_inputs(running.merge.clone(), settings.http, status)
+            .with_hub(running.hub.clone());
+        if let Some(frontend) = frontend {
+            state = state.with_frontend(frontend);
+        }
+        let http_shutdown = running.shutdown.clone();
+        running.tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(listener, state, http_shutdown).await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        }));
+        Ok(running)
+    }
+}
+
+/// Opens (creating its folder if needed) and caps the database.
+fn open_store(settings: &Settings) -> Result<Store, AppError> {
+    let path = &settings.db;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| AppError::DbFolder {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let store_error = |source| AppError::Store {
+        path: path.clone(),
+        source,
+    };
+    let mut store = Store::open(path, settings.synchronous).map_err(store_error)?;
+    if let Some(bytes) = settings.max_db_bytes {
+        let set = store.set_max_size(Some(bytes)).map_err(store_error)?;
+        tracing::info!(max_bytes = set, "database size capped");
+    }
+    Ok(store)
+}
+
+impl RunningApp {
+    /// The signal every task of this daemon stops on.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Adds a task that ends when [`RunningApp::shutdown`] fires; `stop` waits for it.
+    pub fn add_task(&mut self, task: JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
+    /// Connects one more Canoe123 source (connect mode) to the merge loop.
+    pub fn connect_source(&mut self, target: String, settings: TcpSettings) {
+        let (status, task) =
+            tcp::spawn_connect(target, settings, self.merge.clone(), self.shutdown.clone());
+        self.sources.push(status);
+        self.tasks.push(task);
+    }
+
+    fn start_ticker(&mut self) {
+        let merge = self.merge.clone();
+        let shutdown = self.shutdown.clone();
+        self.tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(TICK);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = every.tick() => {
+                        if merge.submit(Input::Tick).await.is_err() { return; }
+                    }
+                }
+            }
+        }));
+    }
+
+    /// The XML folder watcher and the Canoe123 TCP sources configured.
+    async fn start_inputs(&mut self, settings: &Settings) -> Result<(), AppError> {
+        if let Some(dir) = &settings.xml_dir {
+            let mut ws = WatchSettings::new(dir.clone());
+            ws.event = settings.event.clone();
+            ws.poll = settings.xml_poll;
+            let (status, task) = watch::spawn(ws, self.merge.clone(), self.shutdown.clone())?;
+            self.watcher = Some(status);
+            self.tasks.push(task);
+        }
+        let source_settings = TcpSettings {
+            event_id: settings.event.clone(),
+            ..settings.tcp.clone()
+        };
+        if let Some(target) = &settings.c123 {
+            self.connect_source(target.clone(), source_settings.clone());
+        }
+        if let Some(addr) = settings.tcp_listen {
+            let (status, local, task) = tcp::spawn_listen(
+                addr,
+                source_settings,
+                self.merge.clone(),
+                self.shutdown.clone(),
+            )
+            .await
+            .map_err(|source| AppError::Listen { addr, source })?;
+            tracing::info!(%local, "accepting Canoe123 TCP sources");
+            self.sources.push(status);
+            self.tcp_listen_addr = Some(local);
+            self.tasks.push(task);
+        }
+        Ok(())
+    }
+
+    /// Stops inputs, servers and timers first, then lets the merge loop finish what is in
+    /// flight and checkpoint.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(TASK_STOP_TIMEOUT, task).await;
+        }
+        self.merge.shutdown().await;
+        let _ = self.merge_task.await;
+    }
+
+    /// Runs until SIGTERM/SIGINT, then stops in order. Fails only when the merge loop ended
+    /// on its own.
+    async fn run_until_signal(mut self) -> Result<(), AppError> {
+        let result = tokio::select! {
+            _ = crate::shutdown::signal() => Ok(()),
+            // The merge loop only ends on its own after a bug (a panic): without it nothing
+            // can be written, so exit non-zero and let systemd restart the daemon on the same
+            // data.
+            ended = &mut self.merge_task => {
+                self.merge_task = tokio::spawn(async {});
+                tracing::error!(?ended, "the merge loop stopped unexpectedly");
+                Err(AppError::MergeLoopStopped)
+            }
+        };
+        tracing::info!("shutting down");
+        notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        self.stop().await;
+        result
+    }
+}
+
+/// `serve`: runs the daemon until SIGTERM/SIGINT.
+pub async fn serve(settings: Settings) -> Result<(), AppError> {
+    let db = settings.db.clone();
+    let running = App::start(settings).await?;
+    tracing::info!(addr = %running.local_addr, db = %db.display(), "c123-live is up");
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    running.run_until_signal().await
+}
+
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    // Outside systemd there is no socket; that is not an error.
+    let _ = sd_notify::notify(state);
+}
+
+/// The real event bundled into the binary, so `demo` works from any folder.
+pub const DEMO_XML: &[u8] = include_bytes!("../fixtures/jarni-2024.xml");
+/// The real TCP recording of the same event.
+pub const DEMO_RECORDING: &str = include_str!("../fixtures/jarni-2024.tcp.jsonl");
+pub const DEMO_EVENT: &str = "jarni-2024";
+
+/// What `demo` runs with (the command line's `demo` flags).
+#[derive(Debug, Clone)]
+pub struct DemoSettings {
+    pub listen: SocketAddr,
+    /// Playback speed of the bundled recording (1 = real time).
+    pub speed: f64,
+    /// Database file; `None`: a new temporary one, removed at exit.
+    pub db: Option<PathBuf>,
+}
+
+/// `demo`: the bundled real event on a temporary database, until SIGTERM/SIGINT.
+pub async fn demo(demo: DemoSettings) -> Result<(), AppError> {
+    let dir = std::env::temp_dir().join(format!("c123-live-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|source| AppError::DemoFolder {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut settings = Settings {
+        db: demo.db.clone().unwrap_or_else(|| dir.join("demo.db")),
+        synchronous: Synchronous::Off,
+        listen: demo.listen,
+        event: Some(DEMO_EVENT.into()),
+        ..Settings::default()
+    };
+    settings.http.dev = true;
+    let mut running = App::start(settings).await?;
+    prepare_demo_event(&running.merge).await?;
+    // Play only once the event exists, so the first frames are not lost.
+    play_demo_recording(
+        &mut running,
+        ReplaySettings {
+            speed: demo.speed,
+            looped: true,
+        },
+    )
+    .await?;
+    println!(
+        "c123-live demo: open http://{}/ (Ctrl-C to stop)",
+        running.local_addr
+    );
+    crate::shutdown::signal().await;
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Plays the bundled recording as a fake Canoe123 on a loopback port, and connects the
+/// daemon to it exactly as it connects to the real one.
+pub async fn play_demo_recording(
+    running: &mut RunningApp,
+    replay: ReplaySettings,
+) -> Result<(), AppError> {
+    let recording = Recording::parse(DEMO_RECORDING)?;
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listen_error = |source| AppError::Listen {
+        addr: loopback,
+        source,
+    };
+    let fake = tokio::net::TcpListener::bind(loopback)
+        .await
+        .map_err(listen_error)?;
+    let fake_addr = fake.local_addr().map_err(listen_error)?;
+    running.add_task(tokio::spawn(crate::ingest::replay::serve(
+        fake,
+        recording,
+        replay,
+        running.shutdown().clone(),
+    )));
+    running.connect_source(
+        fake_addr.to_string(),
+        TcpSettings::new(Some(DEMO_EVENT.into())),
+    );
+    Ok(())
+}
+
+/// Imports the bundled export and makes the event public and running.
+pub async fn prepare_demo_event(merge: &MergeHandle) -> Result<(), AppError> {
+    use crate::merge::{AdminCommand, XmlOrigin, XmlTarget};
+    use crate::model::EventStatus;
+    crate::ingest::import_bytes(
+        merge,
+        DEMO_XML.to_vec(),
+        XmlTarget::ByExport {
+            event_id: Some(DEMO_EVENT.into()),
+        },
+        XmlOrigin::Cli,
+    )
+    .await?;
+    for to in [EventStatus::Startlist, EventStatus::Running] {
+        let current = merge.snapshot().event(DEMO_EVENT).map(|e| e.header.status);
+        if current.is_some_and(|s| s.can_transition_to(to)) {
+            merge
+                .send(Input::Admin(AdminCommand::Transition {
+                    event_id: DEMO_EVENT.into(),
+                    to,
+                }))
+                .await?;
+        }
+    }
+    Ok(())
+}
