@@ -341,9 +341,12 @@ async fn unknown_routes_head_and_no_500_for_bad_input() {
     }
     let (st, b) = s.send(Method::PUT, "/api/v1/events", &[], None).await;
     assert_eq!((st, b["error"].as_str()), (404, Some("NotFound")));
-    // WebSocket dispatch point: JSON 404 until the hub is wired in.
+    // The WebSocket route: a plain GET (no upgrade) is a JSON 400, not a 500
+    // (protocol/websocket.md, "Refusals"); an unknown event is a 404.
     let (st, b) = s.get("/api/v1/events/U/ws").await;
-    assert_eq!((st, b["error"].as_str()), (404, Some("NotFound")));
+    assert_eq!((st, b["error"].as_str()), (400, Some("InvalidRequest")));
+    let (st, b) = s.get("/api/v1/events/NOPE/ws").await;
+    assert_eq!((st, b["error"].as_str()), (404, Some("EventNotFound")));
     // Draft events are not public.
     s.create_event("DRAFT").await;
     for p in [

@@ -1,15 +1,17 @@
-//! A real server for HTTP tests: SQLite file in a temp dir, the real merge loop, hyper on
-//! 127.0.0.1 port 0, and a real HTTP client.
+//! A real server for HTTP tests: the daemon as `serve` wires it (`app::App::start`) on a
+//! SQLite file in a temp dir and 127.0.0.1 port 0, and a real HTTP client.
 #![allow(dead_code)]
 
 pub mod openapi;
 
 use std::time::Duration;
 
-use c123_live::http::{serve, AppState, HttpSettings};
-use c123_live::merge::{self, MergeHandle, MergeSettings};
+use c123_live::app::App;
+use c123_live::http::HttpSettings;
+use c123_live::merge::MergeHandle;
+use c123_live::settings::Settings;
 use c123_live::shutdown::Shutdown;
-use c123_live::store::{Store, Synchronous};
+use c123_live::store::Synchronous;
 use serde_json::{json, Value};
 
 pub const MASTER: &str = "test-master-key-0123456789";
@@ -28,6 +30,7 @@ pub struct Server {
     pub client: reqwest::Client,
     pub shutdown: Shutdown,
     pub merge: MergeHandle,
+    /// Ends once `shutdown` fired and the daemon stopped in order.
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
 }
@@ -43,17 +46,26 @@ pub async fn start() -> Server {
     start_with(settings()).await
 }
 
-pub async fn start_with(settings: HttpSettings) -> Server {
+pub async fn start_with(http: HttpSettings) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("live.db"), Synchronous::Off).expect("store");
-    let (merge, _join) = merge::start(store, MergeSettings::default()).expect("merge loop");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let shutdown = Shutdown::new();
-    let state = AppState::new(merge.clone(), settings);
-    let task = tokio::spawn(serve(listener, state, shutdown.clone()));
+    let running = App::start(Settings {
+        db: dir.path().join("live.db"),
+        synchronous: Synchronous::Off,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        http,
+        ..Settings::default()
+    })
+    .await
+    .expect("daemon starts");
+    let addr = running.local_addr;
+    let merge = running.merge.clone();
+    let shutdown = running.shutdown().clone();
+    let stopped = shutdown.clone();
+    let task = tokio::spawn(async move {
+        stopped.cancelled().await;
+        running.stop().await;
+        Ok(())
+    });
     // The server closes a keep-alive connection that stays idle past its header-read
     // timeout (10 s); a pooled connection reused at that very moment fails with
     // IncompleteMessage. Retire pooled connections well before that.

@@ -1,22 +1,22 @@
-//! Shared harness for the WebSocket tests: a real merge loop on a real SQLite file, the hub,
-//! and the real HTTP server (`http::serve`) with the hub attached.
+//! Shared harness for the WebSocket tests: the daemon as `serve` wires it
+//! (`app::App::start`: merge loop on a real SQLite file, hub, HTTP server) on 127.0.0.1 port 0.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use c123_live::http::{AppState, HttpSettings};
+use c123_live::app::App;
+use c123_live::http::HttpSettings;
 use c123_live::hub::{Hub, HubConfig, PublicWire};
-use c123_live::merge::{
-    self, AdminCommand, Input, MergeHandle, MergeSettings, ResultUpdate, Via, XmlOrigin, XmlTarget,
-};
+use c123_live::merge::{AdminCommand, Input, MergeHandle, ResultUpdate, Via, XmlOrigin, XmlTarget};
 use c123_live::model::{EventStatus, OnCourseEntry};
+use c123_live::settings::Settings;
 use c123_live::shutdown::Shutdown;
-use c123_live::store::{Store, Synchronous};
+use c123_live::store::Synchronous;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -28,6 +28,7 @@ pub struct Harness {
     pub hub: Hub,
     pub addr: SocketAddr,
     pub shutdown: Shutdown,
+    /// Ends once `shutdown` fired and the daemon, hub included, stopped in order.
     pub hub_task: tokio::task::JoinHandle<()>,
 }
 
@@ -60,14 +61,30 @@ pub async fn start_with_wire(
     wire: Arc<dyn c123_live::hub::WireBuilder>,
 ) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("live.db"), Synchronous::Off).expect("store");
-    let (merge, _join) = merge::start(store, MergeSettings::default()).expect("merge");
-    let shutdown = Shutdown::new();
-    let (hub, hub_task) = Hub::start(cfg, wire, &merge, shutdown.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let state = AppState::new(merge.clone(), settings).with_hub(hub.clone());
-    tokio::spawn(c123_live::http::serve(listener, state, shutdown.clone()));
+    let running = App::start_with_wire(
+        Settings {
+            db: dir.path().join("live.db"),
+            synchronous: Synchronous::Off,
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            http: settings,
+            hub: cfg,
+            ..Settings::default()
+        },
+        wire,
+    )
+    .await
+    .expect("daemon starts");
+    let (merge, hub, addr) = (
+        running.merge.clone(),
+        running.hub.clone(),
+        running.local_addr,
+    );
+    let shutdown = running.shutdown().clone();
+    let stopped = shutdown.clone();
+    let hub_task = tokio::spawn(async move {
+        stopped.cancelled().await;
+        running.stop().await;
+    });
     Harness {
         dir,
         merge,
