@@ -484,3 +484,35 @@ fn the_checker_sees_imports_in_all_their_forms() {
     assert!(routes.contains(&vec!["http".to_owned(), "error".to_owned()]));
     assert!(routes.contains(&vec!["merge".to_owned()]));
 }
+
+#[test]
+fn only_app_and_main_wire_components() {
+    // The composition root (ARCHITECTURE.md, "Layers" 4): starting the merge loop, the hub,
+    // the HTTP server or an input, and connecting them, is `app`'s job (and `main`'s for
+    // `import`). Unit-test files (`tests.rs`) start the piece they test.
+    let c = read_crate();
+    let starters = [
+        "merge::start(",
+        "Hub::start(",
+        "http::serve(",
+        "watch::spawn(",
+        "tcp::spawn_connect(",
+        "tcp::spawn_listen(",
+    ];
+    let mut violations = Vec::new();
+    for (file, code) in &c.code {
+        if file == "app.rs" || file == "main.rs" || file.ends_with("tests.rs") {
+            continue;
+        }
+        for s in starters {
+            if code.contains(s) {
+                violations.push(format!("src/{file} calls {s}…)"));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "only app and main wire components:\n{}",
+        violations.join("\n")
+    );
+}
