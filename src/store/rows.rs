@@ -106,6 +106,7 @@ pub fn load_event_content(
     header: EventHeader,
     skipped: &mut SkippedRows,
 ) -> Result<Event, StoreError> {
+    // Long by content only: one `read_rows` per table, parents first, each with its SQL.
     let id = header.id;
     let event_id = header.event_id.clone();
     let mut event = Event::new(header);
@@ -118,114 +119,133 @@ pub fn load_event_content(
         });
     };
 
-    let mut classes = BTreeMap::new();
-    let mut stmt = conn.prepare(
+    let classes = read_rows(
+        conn,
         "SELECT class_id, name, long_title, categories FROM classes WHERE event_id = ?1",
+        id,
+        ("classes", &mut skip),
+        class_from_sql,
+        |r| key_of(r, &[0]),
     )?;
-    let mut rows = stmt.query([id])?;
-    while let Some(r) = rows.next()? {
-        match class_from_sql(r) {
-            Ok(c) => {
-                classes.insert(c.class_id.clone(), c);
-            }
-            Err(reason) => skip("classes", key_of(r, &[0]), reason),
-        }
-    }
-    event.classes = Arc::new(classes);
+    event.classes = Arc::new(
+        classes
+            .into_iter()
+            .map(|c| (c.class_id.clone(), c))
+            .collect(),
+    );
 
-    let mut participants = BTreeMap::new();
-    let mut stmt = conn.prepare(
+    let participants = read_rows(
+        conn,
         "SELECT participant_id, class_id, event_bib, icf_id, family_name, given_name, icf_id2,
                 family_name2, given_name2, club, noc, cat_id, ranking, year, is_team, members
          FROM participants WHERE event_id = ?1",
+        id,
+        ("participants", &mut skip),
+        participant_from_sql,
+        |r| key_of(r, &[0]),
     )?;
-    let mut rows = stmt.query([id])?;
-    while let Some(r) = rows.next()? {
-        match participant_from_sql(r) {
-            Ok(p) => {
-                participants.insert(p.id.clone(), p);
-            }
-            Err(reason) => skip("participants", key_of(r, &[0]), reason),
-        }
-    }
-    event.participants = Arc::new(participants);
+    event.participants = Arc::new(
+        participants
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect(),
+    );
 
-    let mut races = BTreeMap::new();
-    let mut stmt = conn.prepare(
+    let races = read_rows(
+        conn,
         "SELECT race_id, class_id, dis_id, race_order, start_time, start_interval, course_nr,
                 race_status, title
          FROM races WHERE event_id = ?1",
+        id,
+        ("races", &mut skip),
+        |r| race_from_sql(r).map_err(|e| e.to_string()),
+        |r| key_of(r, &[0]),
     )?;
-    let mut rows = stmt.query([id])?;
-    while let Some(r) = rows.next()? {
-        let race = (|| {
-            Ok::<_, rusqlite::Error>(Race {
-                race_id: r.get(0)?,
-                class_id: r.get(1)?,
-                dis_id: r.get(2)?,
-                race_order: r.get(3)?,
-                start_time: r.get(4)?,
-                start_interval: r.get(5)?,
-                course_nr: r.get(6)?,
-                race_status: r.get(7)?,
-                title: r.get(8)?,
-            })
-        })();
-        match race {
-            Ok(race) => {
-                races.insert(race.race_id.clone(), race);
-            }
-            Err(e) => skip("races", key_of(r, &[0]), e.to_string()),
-        }
-    }
-    event.races = Arc::new(races);
+    event.races = Arc::new(races.into_iter().map(|r| (r.race_id.clone(), r)).collect());
 
-    let mut courses = BTreeMap::new();
-    let mut stmt = conn.prepare("SELECT course_nr, config FROM courses WHERE event_id = ?1")?;
-    let mut rows = stmt.query([id])?;
-    while let Some(r) = rows.next()? {
-        let course = (|| {
-            Ok::<_, rusqlite::Error>(Course {
-                course_nr: r.get(0)?,
-                config: r.get(1)?,
-            })
-        })();
-        match course {
-            Ok(c) => {
-                courses.insert(c.course_nr, c);
-            }
-            Err(e) => {
-                let key = r
-                    .get::<_, i64>(0)
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|_| "?".into());
-                skip("courses", key, e.to_string())
-            }
-        }
-    }
-    event.courses = Arc::new(courses);
+    let courses = read_rows(
+        conn,
+        "SELECT course_nr, config FROM courses WHERE event_id = ?1",
+        id,
+        ("courses", &mut skip),
+        |r| course_from_sql(r).map_err(|e| e.to_string()),
+        |r| {
+            r.get::<_, i64>(0)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "?".into())
+        },
+    )?;
+    event.courses = Arc::new(courses.into_iter().map(|c| (c.course_nr, c)).collect());
 
+    let rows = read_rows(
+        conn,
+        &format!("SELECT {RESULT_COLUMNS} FROM results WHERE event_id = ?1"),
+        id,
+        ("results", &mut skip),
+        result_from_sql,
+        |r| key_of(r, &[0, 1]),
+    )?;
     let mut results: BTreeMap<String, BTreeMap<String, ResultRow>> = BTreeMap::new();
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {RESULT_COLUMNS} FROM results WHERE event_id = ?1"
-    ))?;
-    let mut rows = stmt.query([id])?;
-    while let Some(r) = rows.next()? {
-        match result_from_sql(r) {
-            Ok(row) => {
-                results
-                    .entry(row.race_id.clone())
-                    .or_default()
-                    .insert(row.participant_id.clone(), row);
-            }
-            Err(reason) => skip("results", key_of(r, &[0, 1]), reason),
-        }
+    for row in rows {
+        results
+            .entry(row.race_id.clone())
+            .or_default()
+            .insert(row.participant_id.clone(), row);
     }
     event.results = results
         .into_iter()
         .map(|(race, rows)| (race, Arc::new(rows)))
         .collect();
     Ok(event)
+}
+
+/// Where an unreadable row is reported: its table, and the callback that records it.
+type SkipTo<'a> = (
+    &'static str,
+    &'a mut dyn FnMut(&'static str, String, String),
+);
+
+/// Runs `sql` (its `?1` is the event's row id) and returns every row `read` can decode, in
+/// the order read; each other one goes to the skip callback under its `key`.
+fn read_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    id: i64,
+    (table, skip): SkipTo<'_>,
+    read: impl Fn(&SqlRow<'_>) -> Result<T, String>,
+    key: impl Fn(&SqlRow<'_>) -> String,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query([id])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        match read(r) {
+            Ok(v) => out.push(v),
+            Err(reason) => skip(table, key(r), reason),
+        }
+    }
+    Ok(out)
+}
+
+fn race_from_sql(r: &SqlRow<'_>) -> Result<Race, rusqlite::Error> {
+    Ok(Race {
+        race_id: r.get(0)?,
+        class_id: r.get(1)?,
+        dis_id: r.get(2)?,
+        race_order: r.get(3)?,
+        start_time: r.get(4)?,
+        start_interval: r.get(5)?,
+        course_nr: r.get(6)?,
+        race_status: r.get(7)?,
+        title: r.get(8)?,
+    })
+}
+
+fn course_from_sql(r: &SqlRow<'_>) -> Result<Course, rusqlite::Error> {
+    Ok(Course {
+        course_nr: r.get(0)?,
+        config: r.get(1)?,
+    })
 }
 
 fn class_from_sql(r: &SqlRow<'_>) -> Result<Class, String> {

@@ -97,6 +97,8 @@ struct Parser {
 
 impl Parser {
     fn open(&mut self, e: &BytesStart<'_>, empty: bool, position: u64) -> Result<(), FrameError> {
+        // Over 80 lines: one match over (parent scope, element name), the frame's grammar in
+        // one place.
         if self.root_closed {
             return Err(FrameError::TrailingContent);
         }
