@@ -6,7 +6,7 @@ use quick_xml::events::BytesStart;
 use quick_xml::XmlVersion;
 
 use super::limits::{longer_than, max_chars, shorten};
-use super::message::FrameError;
+use super::message::{FrameError, ScheduleRace};
 use super::units::{parse_seconds, parse_time_of_day, BadValue, SecondsValue};
 use crate::model::{MAX_RANK, MAX_RUN_PENALTY_S, MAX_TIME_MS};
 
@@ -155,4 +155,18 @@ impl<'a> Attrs<'a> {
         }
         Ok(bib.to_owned())
     }
+}
+
+/// One `<Race>` of `<Schedule>` (its start time comes from a child element).
+pub(super) fn read_schedule_race(a: &Attrs<'_>) -> Result<ScheduleRace, FrameError> {
+    Ok(ScheduleRace {
+        order: a.opt_u32("Order")?,
+        race_id: a.string("RaceId")?,
+        race_name: a.string("Race")?,
+        main_title: a.string("MainTitle")?,
+        sub_title: a.string("SubTitle")?,
+        short_title: a.string("ShortTitle")?,
+        race_status: a.opt_u32("RaceStatus")?,
+        start_time: None,
+    })
 }

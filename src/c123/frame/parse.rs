@@ -6,7 +6,7 @@ use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 
-use super::attrs::Attrs;
+use super::attrs::{read_schedule_race, Attrs};
 use super::limits::{longer_than, shorten, MAX_DEPTH, MAX_ID_CHARS, MAX_LIST_ENTRIES};
 use super::message::{
     FrameError, Irm, Message, OnCourse, OnCourseRider, RaceConfig, ResultRow, ResultsTable,
@@ -495,17 +495,4 @@ impl Parser {
         }
         Ok(self.messages)
     }
-}
-
-fn read_schedule_race(a: &Attrs<'_>) -> Result<ScheduleRace, FrameError> {
-    Ok(ScheduleRace {
-        order: a.opt_u32("Order")?,
-        race_id: a.string("RaceId")?,
-        race_name: a.string("Race")?,
-        main_title: a.string("MainTitle")?,
-        sub_title: a.string("SubTitle")?,
-        short_title: a.string("ShortTitle")?,
-        race_status: a.opt_u32("RaceStatus")?,
-        start_time: None,
-    })
 }
