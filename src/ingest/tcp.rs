@@ -1,7 +1,7 @@
 //! Canoe123 TCP sources: connect out to Canoe123 (`--c123 HOST[:PORT]`, the normal
 //! deployment) or accept connections (`--tcp-listen ADDR`, for relays and test rigs).
 //!
-//! A session reads `|` frames, parses them, lets [`LiveStream`] turn them into inputs and
+//! A session reads `|` frames, parses them, lets [`LiveStream`](super::live::LiveStream) turn them into inputs and
 //! sends those to the merge loop in order, waiting for each commit (backpressure: a source
 //! never runs ahead of the database). A connection that receives no byte for 10 s is dead
 //! (Canoe123 sends TimeOfDay every second) and is reconnected with backoff.
