@@ -482,6 +482,7 @@ fn the_checker_sees_imports_in_all_their_forms() {
         .get(&admin)
         .expect("http::routes::admin imports something");
     assert!(routes.contains(&vec!["http".to_owned(), "error".to_owned()]));
+    // Since the axum move the handlers, not `http::routes` itself, name the merge loop.
     assert!(routes.contains(&vec!["merge".to_owned()]));
 }
 

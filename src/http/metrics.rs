@@ -69,6 +69,8 @@ impl std::fmt::Debug for HubCollector {
 
 impl Collector for HubCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // Long because most of it is the table of the hub's counters (name, help, value); the
+        // code is the loop under it.
         let Some(hub) = self.hub.get() else {
             return Ok(());
         };
@@ -289,6 +291,8 @@ struct FrameLabels {
 
 impl Collector for InputsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // Long because most of it is the table of per-source metrics (name, help, getter); the
+        // code is the loops under it.
         let sources: Vec<crate::ingest::tcp::SourceStatus> = self
             .inputs
             .sources

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hyper_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use hyper_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -13,7 +14,7 @@ use hyper_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use hyper_tungstenite::HyperWebsocketStream;
 use tokio::time::{sleep_until, timeout, Instant};
 
-use super::{Hub, HubStats, Resume, Room, Slot};
+use super::{Hub, HubConfig, HubStats, Resume, Room, Slot};
 
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -36,6 +37,9 @@ pub(super) async fn serve(
     ws: HyperWebsocketStream,
     resume: Option<Resume>,
 ) {
+    // Over 80 lines: one `select!` over the connection's event sources (shutdown, queue,
+    // client frames, ping tick, pong deadline) sharing the sink and the pong deadline; the
+    // batch write is `write_batch`.
     let _slot = slot;
     let (mut sink, mut stream) = ws.split();
     let (id, queue) = match hub.join(&room, resume.as_ref()) {
@@ -60,29 +64,8 @@ pub(super) async fn serve(
             _ = shutdown.cancelled() => break End::Close(CloseCode::Away, "going away"),
             _ = queue.notify.notified() => {
                 let (frames, close) = queue.take();
-                if !frames.is_empty() {
-                    let n = frames.len() as u64;
-                    let bytes: u64 = frames.iter().map(|f| f.len() as u64).sum();
-                    let write = async {
-                        for f in frames {
-                            for m in fragments(f) {
-                                sink.feed(m).await?;
-                            }
-                        }
-                        sink.flush().await
-                    };
-                    match timeout(cfg.drain_timeout, write).await {
-                        Ok(Ok(())) => {
-                            HubStats::add(&stats.messages_sent, n);
-                            HubStats::add(&stats.bytes_sent, bytes);
-                        }
-                        Ok(Err(_)) => break End::Drop,
-                        Err(_) => {
-                            HubStats::add(&stats.slow_client_closes, 1);
-                            tracing::debug!(event = %room.event_id, "slow WebSocket client disconnected");
-                            break End::Close(CloseCode::Policy, TOO_SLOW);
-                        }
-                    }
+                if let Some(end) = write_batch(&mut sink, frames, cfg, stats, &room.event_id).await {
+                    break end;
                 }
                 if let Some((code, reason)) = close {
                     break End::Close(code, reason);
@@ -143,6 +126,43 @@ pub(super) async fn serve(
             }
         })
         .await;
+    }
+}
+
+/// Writes one batch of frames (feed, then one flush) within the drain timeout; `Some` when
+/// the connection must end.
+async fn write_batch(
+    sink: &mut SplitSink<HyperWebsocketStream, Message>,
+    frames: Vec<Utf8Bytes>,
+    cfg: &HubConfig,
+    stats: &HubStats,
+    event_id: &str,
+) -> Option<End> {
+    if frames.is_empty() {
+        return None;
+    }
+    let n = frames.len() as u64;
+    let bytes: u64 = frames.iter().map(|f| f.len() as u64).sum();
+    let write = async {
+        for f in frames {
+            for m in fragments(f) {
+                sink.feed(m).await?;
+            }
+        }
+        sink.flush().await
+    };
+    match timeout(cfg.drain_timeout, write).await {
+        Ok(Ok(())) => {
+            HubStats::add(&stats.messages_sent, n);
+            HubStats::add(&stats.bytes_sent, bytes);
+            None
+        }
+        Ok(Err(_)) => Some(End::Drop),
+        Err(_) => {
+            HubStats::add(&stats.slow_client_closes, 1);
+            tracing::debug!(event = %event_id, "slow WebSocket client disconnected");
+            Some(End::Close(CloseCode::Policy, TOO_SLOW))
+        }
     }
 }
 

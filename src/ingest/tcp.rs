@@ -1,27 +1,26 @@
 //! Canoe123 TCP sources: connect out to Canoe123 (`--c123 HOST[:PORT]`, the normal
 //! deployment) or accept connections (`--tcp-listen ADDR`, for relays and test rigs).
 //!
-//! A session reads `|` frames, parses them, lets [`LiveStream`] turn them into inputs and
+//! A session reads `|` frames, parses them, lets [`LiveStream`](super::live::LiveStream) turn them into inputs and
 //! sends those to the merge loop in order, waiting for each commit (backpressure: a source
 //! never runs ahead of the database). A connection that receives no byte for 10 s is dead
 //! (Canoe123 sends TimeOfDay every second) and is reconnected with backoff.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::FramedRead;
 
-use super::live::{LiveCounters, LiveStream};
-use crate::c123::codec::{C123Codec, Frame};
-use crate::c123::frame::parse_frame;
-use crate::merge::{MergeError, MergeHandle};
+mod admission;
+mod session;
+
+use admission::{OpenSessions, RefusalLog, SessionSlot};
+use session::{run_session, SessionEnd};
+
+use super::live::LiveCounters;
+use crate::merge::MergeHandle;
 use crate::shutdown::Shutdown;
 
 /// The port Canoe123 listens on.
@@ -302,285 +301,6 @@ pub async fn spawn_listen(
         update(&st, |s| s.state = SourceState::Stopped);
     });
     Ok((status, local, join))
-}
-
-/// The sessions a listener has open, per peer address (an address is listed only while it
-/// has one, so the map is bounded by the total cap).
-#[derive(Debug, Default)]
-struct OpenSessions {
-    per_ip: HashMap<IpAddr, usize>,
-    total: usize,
-}
-
-/// Why a connection was refused by the session caps.
-#[derive(Debug)]
-enum Refusal {
-    PerAddress { open: usize },
-    Total { open: usize },
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::PerAddress { open } => write!(
-                f,
-                "{open} sessions from this address are open, the most --tcp-max-sessions-per-ip allows"
-            ),
-            Refusal::Total { open } => write!(
-                f,
-                "{open} sessions are open, the most --tcp-max-sessions allows"
-            ),
-        }
-    }
-}
-
-/// One open session's place in [`OpenSessions`], given back when the session ends (however
-/// it ends: the slot lives in the session's task).
-struct SessionSlot {
-    open: Arc<Mutex<OpenSessions>>,
-    status: SharedSourceStatus,
-    ip: IpAddr,
-}
-
-impl SessionSlot {
-    fn take(
-        open: &Arc<Mutex<OpenSessions>>,
-        status: &SharedSourceStatus,
-        ip: IpAddr,
-        settings: &TcpSettings,
-    ) -> Result<SessionSlot, Refusal> {
-        let total = {
-            let mut o = open.lock().unwrap_or_else(|e| e.into_inner());
-            let from_ip = o.per_ip.get(&ip).copied().unwrap_or(0);
-            if from_ip >= settings.max_sessions_per_ip {
-                return Err(Refusal::PerAddress { open: from_ip });
-            }
-            if o.total >= settings.max_sessions {
-                return Err(Refusal::Total { open: o.total });
-            }
-            *o.per_ip.entry(ip).or_insert(0) += 1;
-            o.total += 1;
-            o.total
-        };
-        update(status, |s| s.sessions = total as u64);
-        Ok(SessionSlot {
-            open: Arc::clone(open),
-            status: Arc::clone(status),
-            ip,
-        })
-    }
-}
-
-impl Drop for SessionSlot {
-    fn drop(&mut self) {
-        let total = {
-            let mut o = self.open.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = o.per_ip.get_mut(&self.ip) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    o.per_ip.remove(&self.ip);
-                }
-            }
-            o.total = o.total.saturating_sub(1);
-            o.total
-        };
-        update(&self.status, |s| s.sessions = total as u64);
-    }
-}
-
-/// Logs refused connections: the first at once, then at most one line per 10 s with the
-/// number refused meanwhile (a connection flood must not flood the journal).
-#[derive(Default)]
-struct RefusalLog {
-    last: Option<Instant>,
-    unlogged: u64,
-}
-
-impl RefusalLog {
-    fn log(&mut self, peer: SocketAddr, refusal: &Refusal) {
-        if self
-            .last
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
-        {
-            self.unlogged += 1;
-            return;
-        }
-        tracing::warn!(
-            %peer,
-            also_refused = self.unlogged,
-            "TCP source refused: {refusal} (more refusals are counted in /metrics, logged at most every 10 s)"
-        );
-        self.last = Some(Instant::now());
-        self.unlogged = 0;
-    }
-}
-
-#[derive(Debug)]
-enum SessionEnd {
-    Closed,
-    Silent(Duration),
-    Codec(String),
-    Shutdown,
-    MergeStopped,
-}
-
-impl std::fmt::Display for SessionEnd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SessionEnd::Closed => write!(f, "closed by the peer"),
-            SessionEnd::Silent(d) => write!(f, "nothing received for {} s", d.as_secs()),
-            SessionEnd::Codec(e) => write!(f, "stream error: {e}"),
-            SessionEnd::Shutdown => write!(f, "shutting down"),
-            SessionEnd::MergeStopped => write!(f, "merge loop stopped"),
-        }
-    }
-}
-
-/// A reader that remembers when it last received bytes: the silence deadline counts from
-/// there, so only the peer can move it (not the session's own timer).
-struct LastReceived<R> {
-    inner: R,
-    at: tokio::time::Instant,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for LastReceived<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.at = tokio::time::Instant::now();
-        }
-        polled
-    }
-}
-
-async fn run_session(
-    stream: TcpStream,
-    settings: &TcpSettings,
-    merge: &MergeHandle,
-    status: &SharedSourceStatus,
-    shutdown: &Shutdown,
-) -> SessionEnd {
-    let _ = stream.set_nodelay(true);
-    let keepalive = socket2::TcpKeepalive::new()
-        .with_time(Duration::from_secs(10))
-        .with_interval(Duration::from_secs(5));
-    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-    let peer = stream.peer_addr().map(|a| a.to_string()).ok();
-    update(status, |s| {
-        s.state = SourceState::Connected;
-        s.peer = peer;
-        s.connected_since = Some(crate::time::now_iso());
-        s.connections += 1;
-    });
-    let received = LastReceived {
-        inner: stream,
-        at: tokio::time::Instant::now(),
-    };
-    let mut frames = FramedRead::new(received, C123Codec::with_max_frame(settings.max_frame));
-    let mut live = LiveStream::new(settings.event_id.clone(), settings.auto_status);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_error_log: Option<Instant> = None;
-    let end = loop {
-        // Recomputed every turn from the last received byte; the tick below must not
-        // restart it (it once did, and a silent peer was never dropped).
-        let silent_at = frames.get_ref().at + settings.silence;
-        let next = tokio::select! {
-            // Reading before the deadline: bytes that waited in the socket while a commit
-            // was slow count as received, not as silence.
-            biased;
-            _ = shutdown.cancelled() => break SessionEnd::Shutdown,
-            _ = tick.tick() => {
-                let inputs = live.on_tick(now_ms(), &merge.snapshot());
-                if deliver(merge, inputs).await.is_err() {
-                    break SessionEnd::MergeStopped;
-                }
-                continue;
-            }
-            next = frames.next() => Some(next),
-            _ = tokio::time::sleep_until(silent_at) => None,
-        };
-        let Some(next) = next else {
-            if frames.get_ref().at + settings.silence <= tokio::time::Instant::now() {
-                break SessionEnd::Silent(settings.silence);
-            }
-            continue; // bytes arrived meanwhile: a later deadline
-        };
-        let frame = match next {
-            None => break SessionEnd::Closed,
-            Some(Err(e)) => break SessionEnd::Codec(e.to_string()),
-            Some(Ok(frame)) => frame,
-        };
-        let parsed = match frame {
-            Frame::Text(text) => parse_frame(&text).map_err(|e| e.to_string()),
-            Frame::InvalidUtf8 { len, valid_up_to } => Err(format!(
-                "frame of {len} bytes is not UTF-8 (from byte {valid_up_to})"
-            )),
-        };
-        let messages = match parsed {
-            Ok(m) => m,
-            Err(e) => {
-                update(status, |s| {
-                    s.parse_errors += 1;
-                    s.last_frame_at = Some(Instant::now());
-                });
-                // Bounded log rate: a source sending garbage must not flood the journal.
-                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    tracing::warn!(error = %e, "unparseable Canoe123 frame (more are counted, not logged, for 10 s)");
-                    last_error_log = Some(Instant::now());
-                }
-                continue;
-            }
-        };
-        let arrived = Instant::now();
-        let snapshot = merge.snapshot();
-        let now = now_ms();
-        let mut inputs = Vec::new();
-        for m in &messages {
-            inputs.extend(live.on_message(m, now, &snapshot));
-        }
-        // One lock per frame, taken before waiting for the commit so the status shows
-        // arrivals even while the database is slow.
-        update(status, |s| {
-            s.frames_total += 1;
-            s.last_frame_at = Some(arrived);
-            for m in &messages {
-                match s.frames_by_type.get_mut(m.kind()) {
-                    Some(n) => *n += 1,
-                    None => {
-                        s.frames_by_type.insert(m.kind().to_owned(), 1);
-                    }
-                }
-            }
-            s.unused = live.counters.clone();
-        });
-        if deliver(merge, inputs).await.is_err() {
-            break SessionEnd::MergeStopped;
-        }
-    };
-    update(status, |s| {
-        s.peer = None;
-        s.connected_since = None;
-    });
-    end
-}
-
-/// Sends inputs in order, each after the previous committed. Refusals (an official event,
-/// an unknown event) are expected and only logged at debug level.
-async fn deliver(merge: &MergeHandle, inputs: Vec<crate::merge::Input>) -> Result<(), ()> {
-    for input in inputs {
-        match merge.send(input).await {
-            Ok(_) => {}
-            Err(MergeError::Stopped) => return Err(()),
-            Err(e) => tracing::debug!(error = %e, "TCP input refused"),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

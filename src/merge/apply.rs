@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::ResultUpdate;
 use crate::model::ranking::rank_race;
 use crate::model::{
-    Class, Course, Event, EventConfig, EventStatus, MergeStrategy, Participant, Race, RaceResults,
-    ResultRow, TcpFields,
+    Class, Course, Event, EventConfig, EventHeader, EventStatus, MergeStrategy, Participant, Race,
+    RaceResults, ResultRow, TcpFields,
 };
 use crate::xml::Export;
 
@@ -23,27 +23,7 @@ fn set_if_changed<T: PartialEq>(slot: &mut Arc<T>, new: T) {
 /// Merges a full export into an event. The export is authoritative for structure: what it
 /// does not contain is removed. Result fields follow `strategy`.
 pub fn merge_export(event: &mut Event, export: &Export, strategy: MergeStrategy) {
-    let h = &mut event.header;
-    h.xml_event_id = Some(export.event.event_id.clone());
-    let m = &export.event.meta;
-    if h.meta.main_title.is_empty() {
-        h.meta.main_title = m.main_title.clone();
-    }
-    // The export fills in what it knows; it never blanks what an operator entered, and the
-    // API key's validity does not depend on these dates (see http::auth).
-    for (slot, value) in [
-        (&mut h.meta.sub_title, &m.sub_title),
-        (&mut h.meta.location, &m.location),
-        (&mut h.meta.facility, &m.facility),
-        (&mut h.meta.start_date, &m.start_date),
-        (&mut h.meta.end_date, &m.end_date),
-        (&mut h.meta.discipline, &m.discipline),
-    ] {
-        if value.is_some() {
-            slot.clone_from(value);
-        }
-    }
-    h.has_xml_data = true;
+    merge_header(&mut event.header, export);
 
     let classes: BTreeMap<String, Class> = export
         .classes
@@ -70,6 +50,36 @@ pub fn merge_export(event: &mut Event, export: &Export, strategy: MergeStrategy)
         .collect();
     set_if_changed(&mut event.courses, courses);
 
+    merge_results(event, export, strategy);
+}
+
+/// The export's identity and metadata into the header: it fills in, never blanks.
+fn merge_header(h: &mut EventHeader, export: &Export) {
+    h.xml_event_id = Some(export.event.event_id.clone());
+    let m = &export.event.meta;
+    if h.meta.main_title.is_empty() {
+        h.meta.main_title = m.main_title.clone();
+    }
+    // The export fills in what it knows; it never blanks what an operator entered, and the
+    // API key's validity does not depend on these dates (see http::auth).
+    for (slot, value) in [
+        (&mut h.meta.sub_title, &m.sub_title),
+        (&mut h.meta.location, &m.location),
+        (&mut h.meta.facility, &m.facility),
+        (&mut h.meta.start_date, &m.start_date),
+        (&mut h.meta.end_date, &m.end_date),
+        (&mut h.meta.discipline, &m.discipline),
+    ] {
+        if value.is_some() {
+            slot.clone_from(value);
+        }
+    }
+    h.has_xml_data = true;
+}
+
+/// The export's results, per race that still exists; under `tcp-wins` the fields TCP set
+/// are kept. A race whose rows did not change keeps its allocation.
+fn merge_results(event: &mut Event, export: &Export, strategy: MergeStrategy) {
     let mut incoming: BTreeMap<&str, BTreeMap<String, ResultRow>> = BTreeMap::new();
     for row in &export.results {
         if event.races.contains_key(&row.race_id)

@@ -5,6 +5,7 @@
 //! one transaction. A row whose values did not change is not written.
 
 mod rows;
+mod write;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,7 +16,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use crate::model::Event;
 use crate::xml::Export;
 
-pub use rows::{load_event_content, WriteStats};
+pub use rows::load_event_content;
+pub use write::WriteStats;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -417,10 +419,10 @@ fn write_event(
                 )?;
             }
             if old.map(|o| &o.header) != Some(&new.header) {
-                rows::upsert_header(tx, &new.header)?;
+                write::upsert_header(tx, &new.header)?;
                 stats.rows += 1;
             }
-            rows::write_content(tx, old, new, now, stats)
+            write::write_content(tx, old, new, now, stats)
         }
     }
 }

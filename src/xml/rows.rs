@@ -42,6 +42,8 @@ fn malformed(reader: &NsReader<&[u8]>, message: impl ToString) -> XmlError {
 
 /// Returns the root's child rows, in document order.
 pub(super) fn read_tables(text: &str) -> Result<Vec<Row>, XmlError> {
+    // Over 80 lines: one match over quick-xml's closed `Event` enum; the root, reference and
+    // end-of-text checks are helpers.
     let mut reader = NsReader::from_str(text);
     reader.config_mut().check_end_names = true;
     let mut rows: Vec<Row> = Vec::new();
@@ -78,14 +80,7 @@ pub(super) fn read_tables(text: &str) -> Result<Vec<Row>, XmlError> {
                     if local != "Canoe123Data" {
                         return Err(XmlError::WrongRoot { found: local });
                     }
-                    match root_ns {
-                        None | Some(Ok(None)) => {}
-                        Some(Ok(Some(n))) if n == CANOE123_NS => {}
-                        Some(Ok(Some(n))) => return Err(XmlError::WrongNamespace { found: n }),
-                        Some(Err(p)) => {
-                            return Err(malformed(&reader, format!("unknown prefix '{p}'")))
-                        }
-                    }
+                    check_root_ns(&reader, root_ns)?;
                     root_seen = true;
                     root_open = !is_empty;
                     continue;
@@ -121,16 +116,7 @@ pub(super) fn read_tables(text: &str) -> Result<Vec<Row>, XmlError> {
                 }
             }
             Event::GeneralRef(r) => {
-                let resolved: String = match r.resolve_char_ref() {
-                    Ok(Some(ch)) => ch.to_string(),
-                    Ok(None) => match resolve_predefined_entity(&r) {
-                        Some(s) => s.to_owned(),
-                        None => {
-                            return Err(malformed(&reader, format!("unknown entity '&{};'", &*r)))
-                        }
-                    },
-                    Err(e) => return Err(malformed(&reader, e)),
-                };
+                let resolved = resolve_ref(&reader, &r)?;
                 if let Some(top) = stack.last_mut() {
                     top.text.push_str(&resolved);
                 }
@@ -140,27 +126,61 @@ pub(super) fn read_tables(text: &str) -> Result<Vec<Row>, XmlError> {
                 return Err(malformed(&reader, "a DOCTYPE is not allowed in an export"));
             }
             Event::Eof => {
-                if let Some(open) = stack.last() {
-                    return Err(XmlError::Truncated {
-                        open: open.name.clone(),
-                    });
-                }
-                if root_open {
-                    return Err(XmlError::Truncated {
-                        open: "Canoe123Data".into(),
-                    });
-                }
-                if !root_seen {
-                    return Err(XmlError::Malformed {
-                        position: 0,
-                        message: "no root element (is this XML?)".into(),
-                    });
-                }
+                check_complete(&stack, root_open, root_seen)?;
                 return Ok(rows);
             }
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
         }
     }
+}
+
+/// The root's namespace: none, or Canoe123's.
+fn check_root_ns(
+    reader: &NsReader<&[u8]>,
+    root_ns: Option<Result<Option<String>, String>>,
+) -> Result<(), XmlError> {
+    match root_ns {
+        None | Some(Ok(None)) => Ok(()),
+        Some(Ok(Some(n))) if n == CANOE123_NS => Ok(()),
+        Some(Ok(Some(n))) => Err(XmlError::WrongNamespace { found: n }),
+        Some(Err(p)) => Err(malformed(reader, format!("unknown prefix '{p}'"))),
+    }
+}
+
+/// A character reference or one of the predefined entities; any other entity is refused.
+fn resolve_ref(
+    reader: &NsReader<&[u8]>,
+    r: &quick_xml::events::BytesRef<'_>,
+) -> Result<String, XmlError> {
+    match r.resolve_char_ref() {
+        Ok(Some(ch)) => Ok(ch.to_string()),
+        Ok(None) => match resolve_predefined_entity(r) {
+            Some(s) => Ok(s.to_owned()),
+            None => Err(malformed(reader, format!("unknown entity '&{};'", &**r))),
+        },
+        Err(e) => Err(malformed(reader, e)),
+    }
+}
+
+/// At the end of the text: every element closed, and there was a root.
+fn check_complete(stack: &[Row], root_open: bool, root_seen: bool) -> Result<(), XmlError> {
+    if let Some(open) = stack.last() {
+        return Err(XmlError::Truncated {
+            open: open.name.clone(),
+        });
+    }
+    if root_open {
+        return Err(XmlError::Truncated {
+            open: "Canoe123Data".into(),
+        });
+    }
+    if !root_seen {
+        return Err(XmlError::Malformed {
+            position: 0,
+            message: "no root element (is this XML?)".into(),
+        });
+    }
+    Ok(())
 }
 
 fn close(stack: &mut [Row], rows: &mut Vec<Row>, row: Row) {
