@@ -299,7 +299,7 @@ impl Collector for InputsCollector {
             .iter()
             .filter_map(|s| s.lock().ok().map(|s| s.report()))
             .collect();
-        let per_source: [SourceMetric; 7] = [
+        let per_source: [SourceMetric; 8] = [
             (
                 "c123_source_connected",
                 "1 while a Canoe123 source is connected",
@@ -316,6 +316,12 @@ impl Collector for InputsCollector {
                 "c123_source_connections",
                 "Connections made or accepted",
                 |s| s.connections as f64,
+                true,
+            ),
+            (
+                "c123_source_connect_attempts",
+                "Connect mode: attempts to connect, failed ones included",
+                |s| s.connect_attempts as f64,
                 true,
             ),
             (

@@ -124,6 +124,8 @@ pub struct SourceStatus {
     pub frames_by_type: BTreeMap<String, u64>,
     pub parse_errors: u64,
     pub connections: u64,
+    /// Connect mode: attempts to connect, failed ones included (the back-off spaces them).
+    pub connect_attempts: u64,
     pub refused_peers: u64,
     /// Listen mode: sessions open now.
     pub sessions: u64,
@@ -193,7 +195,10 @@ pub fn spawn_connect(
     let join = tokio::spawn(async move {
         let mut delay = settings.backoff_min;
         loop {
-            update(&st, |s| s.state = SourceState::Connecting);
+            update(&st, |s| {
+                s.state = SourceState::Connecting;
+                s.connect_attempts += 1;
+            });
             let attempt = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 r = TcpStream::connect(&target) => r,

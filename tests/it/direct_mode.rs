@@ -3,8 +3,9 @@
 //! schedule, results arrive, and the operator status shows the source and the watcher.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::support::wait::eventually;
 use c123_live::app::App;
 use c123_live::c123::recording::Recording;
 use c123_live::config::{FileConfig, ServeArgs};
@@ -59,14 +60,13 @@ async fn xml_folder_and_canoe123_without_an_admin() {
     let addr = running.local_addr;
 
     // The watcher creates the event from the export before the recording starts.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while running.merge.snapshot().event("CZE2.2024040600").is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "event not created from the export"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        &running.merge,
+        "the event created from the export",
+        Duration::from_secs(30),
+        |s| s.event("CZE2.2024040600").is_some(),
+    )
+    .await;
     assert_eq!(
         running
             .merge
@@ -89,24 +89,21 @@ async fn xml_folder_and_canoe123_without_an_admin() {
 
     // The TCP schedule has races in progress: the event moves forward to running, and the
     // recorded finishes land.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let snap = running.merge.snapshot();
-        let ev = snap.event("CZE2.2024040600").unwrap();
-        let nine = ev
-            .result("K1M_ST_BR2_6", "30034.K1M_ST")
-            .and_then(|r| r.time_ms);
-        if ev.header.status == EventStatus::Running && nine == Some(51_200) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "status {:?}, bib 9 {:?}",
-            ev.header.status,
-            nine
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        &running.merge,
+        "running, and bib 9's second run at 51.20 s",
+        Duration::from_secs(60),
+        |s| {
+            s.event("CZE2.2024040600").is_some_and(|ev| {
+                ev.header.status == EventStatus::Running
+                    && ev
+                        .result("K1M_ST_BR2_6", "30034.K1M_ST")
+                        .and_then(|r| r.time_ms)
+                        == Some(51_200)
+            })
+        },
+    )
+    .await;
 
     // Spectators see it without anyone having used the admin API.
     let (status, body) = get(&addr, "/api/v1/events", None).await;

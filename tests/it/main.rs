@@ -38,6 +38,7 @@ mod security;
 mod store_integrity;
 mod store_roundtrip;
 mod tcp_ingest;
+mod tcp_timers;
 mod watcher;
 mod ws_fanout;
 mod ws_lifecycle;

@@ -139,11 +139,10 @@ async fn ws_room_limit_is_exact_under_concurrent_upgrades() {
     let mut one = open.pop().expect("one");
     let _ = one.close(None).await;
     while let Some(Ok(_)) = one.next().await {}
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.hub.connected() != 49 {
-        assert!(tokio::time::Instant::now() < deadline, "slot not released");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    poll_until("the closed slot released", Duration::from_secs(10), || {
+        h.hub.connected() == 49
+    })
+    .await;
     let _again = h.connect("").await;
     assert_eq!(refused_status(&h.url("")).await, Some(503));
 }
@@ -210,11 +209,10 @@ async fn ws_paused_reader_is_bounded_then_disconnected_while_others_keep_up() {
         "queue stayed within its bound"
     );
     // The server let the paused client go; the reading one is still connected.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.hub.connected() != 1 {
-        assert!(tokio::time::Instant::now() < deadline, "slot not released");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    poll_until("the paused client let go", Duration::from_secs(10), || {
+        h.hub.connected() == 1
+    })
+    .await;
     h.oncourse(1, 0).await;
     let m = next_json(&mut good).await;
     assert_eq!(m["seq"].as_u64(), Some(seq + 1));
@@ -222,4 +220,5 @@ async fn ws_paused_reader_is_bounded_then_disconnected_while_others_keep_up() {
     let _ = good.send(Message::Close(None)).await;
 }
 
+use crate::support::wait::poll_until;
 use futures_util::SinkExt;

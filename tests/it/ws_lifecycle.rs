@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::support::wait::poll_until;
 use crate::support::ws::*;
 use c123_live::hub::HubConfig;
 use c123_live::merge::{AdminCommand, Input};
@@ -168,11 +169,10 @@ async fn ws_client_without_pong_is_closed_and_slot_freed() {
         1
     );
     // The slot is released once the close handshake times out or completes.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.hub.connected() != 1 {
-        assert!(tokio::time::Instant::now() < deadline, "slot not released");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll_until("the slot released", Duration::from_secs(10), || {
+        h.hub.connected() == 1
+    })
+    .await;
     assert!(
         !reader.is_finished(),
         "the answering client stays connected"
@@ -278,11 +278,10 @@ async fn ws_client_messages_are_discarded_and_oversized_ones_disconnect() {
     })
     .await;
     assert!(ended.is_ok(), "connection ended");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.hub.connected() != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "slot not released");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    poll_until("the slot released", Duration::from_secs(10), || {
+        h.hub.connected() == 0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
