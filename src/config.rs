@@ -235,8 +235,12 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{0}")]
-    Invalid(String),
+    /// A value out of its range, named by its flag (without `--`).
+    #[error("--{setting}: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
 }
 
 impl FileConfig {
@@ -279,19 +283,35 @@ pub fn resolve_store(
         (Some(s), _) => s,
         (None, Some(s)) => s
             .parse::<Synchronous>()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            .map_err(|e| invalid("synchronous", e.to_string()))?,
         (None, None) => Synchronous::default(),
     };
     Ok((db, synchronous))
 }
 
-/// A cap that must exist: `None` keeps the default, 0 is refused.
-fn at_least_one(value: Option<usize>, name: &str) -> Result<Option<usize>, ConfigError> {
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+/// A count that must be at least 1.
+fn at_least_one(value: Option<usize>, setting: &'static str) -> Result<Option<usize>, ConfigError> {
     match value {
-        Some(0) => Err(ConfigError::Invalid(format!(
-            "{name} 0: expected at least 1"
-        ))),
+        Some(0) => Err(invalid(setting, "expected at least 1, got 0")),
         other => Ok(other),
+    }
+}
+
+/// Whole seconds that must be at least 1.
+fn whole_seconds(
+    value: Option<u64>,
+    setting: &'static str,
+) -> Result<Option<Duration>, ConfigError> {
+    match value {
+        Some(0) => Err(invalid(setting, "must be at least 1 second")),
+        other => Ok(other.map(Duration::from_secs)),
     }
 }
 
@@ -305,21 +325,51 @@ fn list_of<T: Clone>(flag: &[T], file: &Option<Vec<T>>) -> Vec<T> {
 }
 
 /// The settings of `serve`: [`Settings::default()`], overridden by the file, overridden by
-/// the environment and the flags (clap merges those two, the flag winning).
+/// the environment and the flags (clap merges those two, the flag winning). Each part below
+/// resolves one component's settings.
 pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Settings, ConfigError> {
     let mut s = Settings::default();
     (s.db, s.synchronous) = resolve_store(&args.store, file)?;
+    s.max_db_bytes = match args.max_db_size.or(file.max_db_size) {
+        None => None,
+        Some(0) => {
+            return Err(invalid(
+                "max-db-size",
+                "expected megabytes, at least 1, got 0",
+            ))
+        }
+        Some(mb) => Some(mb.saturating_mul(1024 * 1024)),
+    };
+    s.event = args.event.clone().or_else(|| file.event.clone());
+    if let Some(strategy) = args.merge_strategy.or(file.merge_strategy) {
+        s.merge.default_strategy = strategy;
+    }
+    resolve_inputs(args, file, &mut s)?;
+    resolve_http(args, file, &mut s);
+    resolve_hub(args, file, &mut s)?;
+    Ok(s)
+}
+
+/// The XML folder and the Canoe123 source.
+fn resolve_inputs(
+    args: &ServeArgs,
+    file: &FileConfig,
+    s: &mut Settings,
+) -> Result<(), ConfigError> {
+    s.xml_dir = args.xml_dir.clone().or_else(|| file.xml_dir.clone());
     s.xml_poll = match args.xml_poll.or(file.xml_poll) {
         None => None,
         Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 3600.0 => {
             Some(Duration::from_secs_f64(secs))
         }
         Some(secs) => {
-            return Err(ConfigError::Invalid(format!(
-                "xml-poll {secs}: expected seconds between 0 and 3600"
-            )))
+            return Err(invalid(
+                "xml-poll",
+                format!("expected seconds between 0 and 3600, got {secs}"),
+            ))
         }
     };
+    s.c123 = args.c123.clone().or_else(|| file.c123.clone());
     s.tcp_listen = args.tcp_listen.or(file.tcp_listen);
     s.tcp.allowed_peers = list_of(&args.tcp_allow, &file.tcp_allow);
     s.tcp.auto_status = args.auto_status || file.auto_status.unwrap_or(s.tcp.auto_status);
@@ -330,49 +380,39 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Settings, ConfigEr
         .filter(|a| s.tcp.auto_status && !a.ip().is_loopback())
     {
         if s.tcp.allowed_peers.is_empty() {
-            return Err(ConfigError::Invalid(format!(
-                "--auto-status with --tcp-listen {addr} (not loopback) needs --tcp-allow IP: \
-                 otherwise any peer could move the event's lifecycle, up to official"
-            )));
+            return Err(invalid(
+                "auto-status",
+                format!(
+                    "with --tcp-listen {addr} (not loopback) it needs --tcp-allow IP: \
+                     otherwise any peer could move the event's lifecycle, up to official"
+                ),
+            ));
         }
+    }
+    let per_ip = args
+        .tcp_max_sessions_per_ip
+        .or(file.tcp_max_sessions_per_ip);
+    if let Some(n) = at_least_one(per_ip, "tcp-max-sessions-per-ip")? {
+        s.tcp.max_sessions_per_ip = n;
+    }
+    let all = args.tcp_max_sessions.or(file.tcp_max_sessions);
+    if let Some(n) = at_least_one(all, "tcp-max-sessions")? {
+        s.tcp.max_sessions = n;
+    }
+    Ok(())
+}
+
+/// The HTTP server: address, keys, per-address caps, proxies, static files.
+fn resolve_http(args: &ServeArgs, file: &FileConfig, s: &mut Settings) {
+    if let Some(listen) = args.listen.or(file.listen) {
+        s.listen = listen;
     }
     s.http.master_keys = list_of(&args.master_keys, &file.master_keys)
         .into_iter()
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
         .collect();
-    if let Some(listen) = args.listen.or(file.listen) {
-        s.listen = listen;
-    }
-    s.event = args.event.clone().or_else(|| file.event.clone());
-    s.xml_dir = args.xml_dir.clone().or_else(|| file.xml_dir.clone());
-    if let Some(strategy) = args.merge_strategy.or(file.merge_strategy) {
-        s.merge.default_strategy = strategy;
-    }
     s.http.dev = args.dev || file.dev.unwrap_or(s.http.dev);
-    s.c123 = args.c123.clone().or_else(|| file.c123.clone());
-    if let Some(n) = at_least_one(
-        args.tcp_max_sessions_per_ip
-            .or(file.tcp_max_sessions_per_ip),
-        "tcp-max-sessions-per-ip",
-    )? {
-        s.tcp.max_sessions_per_ip = n;
-    }
-    if let Some(n) = at_least_one(
-        args.tcp_max_sessions.or(file.tcp_max_sessions),
-        "tcp-max-sessions",
-    )? {
-        s.tcp.max_sessions = n;
-    }
-    s.max_db_bytes = match args.max_db_size.or(file.max_db_size) {
-        None => None,
-        Some(0) => {
-            return Err(ConfigError::Invalid(
-                "max-db-size 0: expected megabytes, at least 1".into(),
-            ))
-        }
-        Some(mb) => Some(mb.saturating_mul(1024 * 1024)),
-    };
     if let Some(n) = args.max_connections_per_ip.or(file.max_connections_per_ip) {
         s.http.max_connections_per_ip = n;
     }
@@ -380,113 +420,30 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Settings, ConfigEr
         s.http.max_ws_per_ip = n;
     }
     s.http.trusted_proxies = list_of(&args.trusted_proxies, &file.trusted_proxies);
-    let secs = |value: Option<u64>, name: &str| -> Result<Option<Duration>, ConfigError> {
-        match value {
-            Some(0) => Err(ConfigError::Invalid(format!(
-                "{name} must be at least 1 second"
-            ))),
-            other => Ok(other.map(Duration::from_secs)),
-        }
-    };
+    s.static_dir = args.static_dir.clone().or_else(|| file.static_dir.clone());
+}
+
+/// The WebSocket hub: caps and heartbeat.
+fn resolve_hub(args: &ServeArgs, file: &FileConfig, s: &mut Settings) -> Result<(), ConfigError> {
     if let Some(n) = args.ws_max_per_event.or(file.ws_max_per_event) {
         s.hub.max_per_event = n;
     }
     if let Some(n) = args.ws_max_total.or(file.ws_max_total) {
         s.hub.max_total = n;
     }
-    if let Some(d) = secs(
-        args.ws_ping_interval.or(file.ws_ping_interval),
-        "ws-ping-interval",
-    )? {
+    let ping = args.ws_ping_interval.or(file.ws_ping_interval);
+    if let Some(d) = whole_seconds(ping, "ws-ping-interval")? {
         s.hub.ping_interval = d;
     }
-    if let Some(d) = secs(
-        args.ws_pong_timeout.or(file.ws_pong_timeout),
-        "ws-pong-timeout",
-    )? {
+    let pong = args.ws_pong_timeout.or(file.ws_pong_timeout);
+    if let Some(d) = whole_seconds(pong, "ws-pong-timeout")? {
         s.hub.pong_timeout = d;
     }
     if let Some(d) = args.ws_close_grace.or(file.ws_close_grace) {
         s.hub.close_grace = Duration::from_secs(d);
     }
-    s.static_dir = args.static_dir.clone().or_else(|| file.static_dir.clone());
-    Ok(s)
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_win_over_file_and_file_over_defaults() {
-        let file: FileConfig = toml::from_str(
-            "listen = \"0.0.0.0:9000\"\nmerge-strategy = \"xml-wins\"\nmaster-keys = [\" k1 \", \"\"]\nxml-poll = 2.5",
-        )
-        .unwrap();
-        let args = ServeArgs {
-            listen: Some("127.0.0.1:7000".parse().unwrap()),
-            ..ServeArgs::default()
-        };
-        let c = resolve(&args, &file).unwrap();
-        assert_eq!(c.listen, "127.0.0.1:7000".parse().unwrap());
-        assert_eq!(c.merge.default_strategy, MergeStrategy::XmlWins);
-        assert_eq!(c.http.master_keys, vec!["k1".to_string()]);
-        assert_eq!(c.xml_poll, Some(Duration::from_millis(2500)));
-        assert_eq!(c.synchronous, Synchronous::Full);
-    }
-
-    #[test]
-    fn unknown_keys_and_bad_values_are_errors() {
-        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
-        let file: FileConfig = toml::from_str("xml-poll = -1.0").unwrap();
-        assert!(resolve(&ServeArgs::default(), &file).is_err());
-        let file: FileConfig = toml::from_str("synchronous = \"sometimes\"").unwrap();
-        assert!(resolve(&ServeArgs::default(), &file).is_err());
-    }
-
-    #[test]
-    fn tcp_session_caps_default_to_4_per_address_and_16_in_all() {
-        let c = resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
-        assert_eq!((c.tcp.max_sessions_per_ip, c.tcp.max_sessions), (4, 16));
-        let file: FileConfig =
-            toml::from_str("tcp-max-sessions-per-ip = 2\ntcp-max-sessions = 8").unwrap();
-        let c = resolve(&ServeArgs::default(), &file).unwrap();
-        assert_eq!((c.tcp.max_sessions_per_ip, c.tcp.max_sessions), (2, 8));
-        let args = ServeArgs {
-            tcp_max_sessions: Some(3),
-            ..ServeArgs::default()
-        };
-        assert_eq!(resolve(&args, &file).unwrap().tcp.max_sessions, 3);
-        let zero: FileConfig = toml::from_str("tcp-max-sessions = 0").unwrap();
-        let err = resolve(&ServeArgs::default(), &zero).unwrap_err();
-        assert!(err.to_string().contains("tcp-max-sessions 0"), "{err}");
-    }
-
-    #[test]
-    fn auto_status_on_a_reachable_tcp_listen_needs_tcp_allow() {
-        let args = |listen: &str, allow: Vec<std::net::IpAddr>| ServeArgs {
-            tcp_listen: Some(listen.parse().unwrap()),
-            tcp_allow: allow,
-            auto_status: true,
-            ..ServeArgs::default()
-        };
-        let none = FileConfig::default();
-        let err = resolve(&args("0.0.0.0:27333", vec![]), &none).unwrap_err();
-        assert!(err.to_string().contains("needs --tcp-allow"), "{err}");
-        assert!(resolve(&args("[::]:27333", vec![]), &none).is_err());
-        let allowed = vec!["192.168.1.5".parse().unwrap()];
-        assert!(resolve(&args("0.0.0.0:27333", allowed), &none).is_ok());
-        assert!(resolve(&args("127.0.0.1:27333", vec![]), &none).is_ok());
-        assert!(resolve(&args("[::1]:27333", vec![]), &none).is_ok());
-        // Without --auto-status a reachable listen address stays allowed as before.
-        let mut plain = args("0.0.0.0:27333", vec![]);
-        plain.auto_status = false;
-        assert!(resolve(&plain, &none).is_ok());
-    }
-
-    #[test]
-    fn cli_definition_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-    }
-}
+mod tests;

@@ -3,7 +3,9 @@
 use anyhow::Context;
 use clap::Parser;
 
-use c123_live::config::{resolve_store, Cli, Command, FileConfig, LogFormat};
+use c123_live::config::{
+    resolve_store, Cli, Command, FileConfig, LogFormat, ReplayArgs, StoreArgs,
+};
 use c123_live::merge::{MergeSettings, Outcome, XmlTarget};
 use c123_live::store::Store;
 
@@ -36,46 +38,7 @@ async fn main() -> anyhow::Result<()> {
             file: path,
             common,
             event,
-        } => {
-            let (db, sync) = resolve_store(&common, &file)?;
-            let store = Store::open(&db, sync)
-                .with_context(|| format!("opening database {}", db.display()))?;
-            let (merge, join) = c123_live::merge::start(store, MergeSettings::default())?;
-            let outcome = c123_live::ingest::import_file(
-                &merge,
-                &path,
-                XmlTarget::ByExport { event_id: event },
-            )
-            .await;
-            merge.shutdown().await;
-            join.await.context("merge loop")?;
-            match outcome? {
-                Outcome::XmlImported {
-                    event_id,
-                    created_event,
-                    counts,
-                    rows_changed,
-                } => {
-                    println!(
-                        "imported {} into event '{event_id}'{} ({}):",
-                        path.display(),
-                        if created_event { " (created)" } else { "" },
-                        db.display()
-                    );
-                    println!(
-                        "  {} participants, {} classes, {} categories, {} races, {} results, {} courses",
-                        counts.participants,
-                        counts.classes,
-                        counts.categories,
-                        counts.races,
-                        counts.results,
-                        counts.courses
-                    );
-                    println!("  {rows_changed} rows written");
-                }
-                other => println!("{other:?}"),
-            }
-        }
+        } => import(&path, &common, event, &file).await?,
         Command::Demo(args) => {
             c123_live::app::demo(c123_live::app::DemoSettings {
                 listen: args.listen,
@@ -84,37 +47,85 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
         }
-        Command::Replay(args) => {
-            use c123_live::ingest::replay::{self, ReplaySettings};
-            let text = std::fs::read_to_string(&args.recording)
-                .with_context(|| format!("reading {}", args.recording.display()))?;
-            let recording = c123_live::c123::recording::Recording::parse(&text)?;
-            let settings = ReplaySettings {
-                speed: args.speed,
-                looped: args.looped,
-            };
-            let shutdown = c123_live::shutdown::Shutdown::new();
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                c123_live::shutdown::signal().await;
-                stop.cancel();
-            });
-            if let Some(addr) = args.listen {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("listening on {addr}"))?;
-                eprintln!(
-                    "replaying {} frames as Canoe123 on {}",
-                    recording.frames.len(),
-                    listener.local_addr()?
-                );
-                replay::serve(listener, recording, settings, shutdown).await;
-            } else if let Some(addr) = args.to {
-                replay::push_to(addr, &recording, settings, &shutdown)
-                    .await
-                    .with_context(|| format!("pushing to {addr}"))?;
-            }
+        Command::Replay(args) => replay(args).await?,
+    }
+    Ok(())
+}
+
+/// `import FILE`: one export into the database, through the merge loop as the daemon does.
+async fn import(
+    path: &std::path::Path,
+    store_args: &StoreArgs,
+    event: Option<String>,
+    file: &FileConfig,
+) -> anyhow::Result<()> {
+    let (db, sync) = resolve_store(store_args, file)?;
+    let store =
+        Store::open(&db, sync).with_context(|| format!("opening database {}", db.display()))?;
+    let (merge, join) = c123_live::merge::start(store, MergeSettings::default())?;
+    let outcome =
+        c123_live::ingest::import_file(&merge, path, XmlTarget::ByExport { event_id: event }).await;
+    merge.shutdown().await;
+    join.await.context("merge loop")?;
+    match outcome? {
+        Outcome::XmlImported {
+            event_id,
+            created_event,
+            counts,
+            rows_changed,
+        } => {
+            println!(
+                "imported {} into event '{event_id}'{} ({}):",
+                path.display(),
+                if created_event { " (created)" } else { "" },
+                db.display()
+            );
+            println!(
+                "  {} participants, {} classes, {} categories, {} races, {} results, {} courses",
+                counts.participants,
+                counts.classes,
+                counts.categories,
+                counts.races,
+                counts.results,
+                counts.courses
+            );
+            println!("  {rows_changed} rows written");
         }
+        other => println!("{other:?}"),
+    }
+    Ok(())
+}
+
+/// `replay RECORDING`: plays a recording as a Canoe123 server, or pushes it to a listener.
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    use c123_live::ingest::replay::{self, ReplaySettings};
+    let text = std::fs::read_to_string(&args.recording)
+        .with_context(|| format!("reading {}", args.recording.display()))?;
+    let recording = c123_live::c123::recording::Recording::parse(&text)?;
+    let settings = ReplaySettings {
+        speed: args.speed,
+        looped: args.looped,
+    };
+    let shutdown = c123_live::shutdown::Shutdown::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        c123_live::shutdown::signal().await;
+        stop.cancel();
+    });
+    if let Some(addr) = args.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        eprintln!(
+            "replaying {} frames as Canoe123 on {}",
+            recording.frames.len(),
+            listener.local_addr()?
+        );
+        replay::serve(listener, recording, settings, shutdown).await;
+    } else if let Some(addr) = args.to {
+        replay::push_to(addr, &recording, settings, &shutdown)
+            .await
+            .with_context(|| format!("pushing to {addr}"))?;
     }
     Ok(())
 }

@@ -68,6 +68,7 @@ impl std::fmt::Debug for HubCollector {
 }
 
 impl Collector for HubCollector {
+    /// Long on purpose: a flat list of metric families (name, help, value), read as a table.
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         // Long because most of it is the table of the hub's counters (name, help, value); the
         // code is the loop under it.
@@ -205,6 +206,7 @@ impl std::fmt::Debug for MergeCollector {
 }
 
 impl Collector for MergeCollector {
+    /// Long on purpose: a flat list of metric families (name, help, value), read as a table.
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.merge.stats();
         let counters: [(&str, &str, f64); 5] = [

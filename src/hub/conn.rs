@@ -30,6 +30,8 @@ enum End {
     Drop,
 }
 
+/// Long (~95 lines) on purpose: one `select!` loop owns the socket, the queue and both
+/// timers, so every way a connection ends is decided in one place.
 pub(super) async fn serve(
     hub: Hub,
     room: Arc<Room>,

@@ -101,6 +101,9 @@ fn key_of(r: &SqlRow<'_>, columns: &[usize]) -> String {
 /// Loads the content of one event. A row that cannot be read (a value this program cannot
 /// decode) is skipped and reported in `skipped`, never fatal: one bad row must not stop the
 /// daemon from serving everything else. Only a failure of SQLite itself is an error.
+///
+/// Long (~95 lines) on purpose: one table after another in one read transaction, in the
+/// order their foreign keys need.
 pub fn load_event_content(
     conn: &Connection,
     header: EventHeader,
