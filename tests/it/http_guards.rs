@@ -388,17 +388,18 @@ async fn open_admin_only_in_dev_mode() {
         ..HttpSettings::default()
     };
     assert!(no_key.validate().is_err());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store =
-        c123_live::store::Store::open(&dir.path().join("x.db"), c123_live::store::Synchronous::Off)
-            .unwrap();
-    let (merge, _) = c123_live::merge::start(store, Default::default()).unwrap();
-    let state = c123_live::http::AppState::new(merge, no_key);
-    let r = c123_live::http::serve(listener, state, c123_live::shutdown::Shutdown::new()).await;
+    let refused = c123_live::app::App::start(c123_live::settings::Settings {
+        db: dir.path().join("x.db"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        http: no_key,
+        ..Default::default()
+    })
+    .await;
+    let refusal = refused.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(
-        r.is_err(),
-        "serve refuses an open admin API outside dev mode"
+        refusal.contains("no master key configured"),
+        "the daemon refuses to start with an open admin API outside dev mode: {refusal:?}"
     );
 
     let s = start_with(HttpSettings {

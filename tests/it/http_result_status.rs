@@ -5,46 +5,30 @@
 
 use std::path::Path;
 
-use crate::support::MASTER;
-use c123_live::http::{serve, AppState};
-use c123_live::merge::{self, MergeHandle, MergeSettings};
-use c123_live::shutdown::Shutdown;
-use c123_live::store::{Store, Synchronous};
+use c123_live::store::Synchronous;
 use serde_json::{json, Value};
 
+use crate::support::{settings, start_on, Server, MASTER};
+
+/// The daemon through `App::start` on a database file the test keeps across restarts.
 struct Daemon {
     base: String,
     client: reqwest::Client,
-    shutdown: Shutdown,
-    merge: MergeHandle,
-    merge_task: tokio::task::JoinHandle<()>,
-    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: Server,
 }
 
 impl Daemon {
     async fn start(db: &Path) -> Daemon {
-        let store = Store::open(db, Synchronous::Full).expect("store");
-        let (merge, merge_task) = merge::start(store, MergeSettings::default()).expect("merge");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = Shutdown::new();
-        let state = AppState::new(merge.clone(), crate::support::settings());
-        let http_task = tokio::spawn(serve(listener, state, shutdown.clone()));
+        let server = start_on(db.to_path_buf(), Synchronous::Full, settings()).await;
         Daemon {
-            base,
-            client: reqwest::Client::new(),
-            shutdown,
-            merge,
-            merge_task,
-            http_task,
+            base: server.base.clone(),
+            client: server.client.clone(),
+            server,
         }
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = self.http_task.await;
-        self.merge.shutdown().await;
-        let _ = self.merge_task.await;
+        self.server.stop().await;
     }
 
     async fn call(

@@ -35,7 +35,9 @@ pub struct Server {
     pub merge: MergeHandle,
     /// Ends once `shutdown` fired and the daemon stopped in order.
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    /// The temporary folder the database is in, when this harness made it.
+    _dir: Option<tempfile::TempDir>,
 }
 
 pub fn settings() -> HttpSettings {
@@ -51,9 +53,20 @@ pub async fn start() -> Server {
 
 pub async fn start_with(http: HttpSettings) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start_on(dir.path().join("live.db"), Synchronous::Off, http).await;
+    server._dir = Some(dir);
+    server
+}
+
+/// The daemon on a database file the test owns (to restart on it), with `synchronous`.
+pub async fn start_on(
+    db: std::path::PathBuf,
+    synchronous: Synchronous,
+    http: HttpSettings,
+) -> Server {
     let running = App::start(Settings {
-        db: dir.path().join("live.db"),
-        synchronous: Synchronous::Off,
+        db: db.clone(),
+        synchronous,
         listen: "127.0.0.1:0".parse().expect("addr"),
         http,
         ..Settings::default()
@@ -84,14 +97,21 @@ pub async fn start_with(http: HttpSettings) -> Server {
         shutdown,
         merge,
         task,
-        _dir: dir,
+        db,
+        _dir: None,
     }
 }
 
 impl Server {
     /// The database file of this server.
     pub fn db_path(&self) -> std::path::PathBuf {
-        self._dir.path().join("live.db")
+        self.db.clone()
+    }
+
+    /// Stops the daemon in order (SIGTERM's path) and waits until it has.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
     }
 
     pub fn url(&self, path: &str) -> String {
