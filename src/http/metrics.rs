@@ -48,6 +48,8 @@ pub struct Metrics {
     pub connections: Gauge<i64, AtomicI64>,
     /// Connections refused (global or per-address limit).
     pub refused: Counter,
+    /// Public GET replies by cache outcome (`crate::http::cache`).
+    pub response_cache: Family<super::cache::CacheOutcome, Counter>,
     hub: Arc<std::sync::OnceLock<crate::hub::Hub>>,
 }
 
@@ -452,6 +454,12 @@ impl Metrics {
             "Open HTTP connections",
             connections.clone(),
         );
+        let response_cache = Family::<super::cache::CacheOutcome, Counter>::default();
+        registry.register(
+            "http_response_cache",
+            "Public GET replies by outcome: hit (cached bytes), miss (computed), not_modified (304)",
+            response_cache.clone(),
+        );
         registry.register_collector(Box::new(ResultStatusCollector));
         registry.register_collector(Box::new(MergeCollector {
             merge: merge.clone(),
@@ -466,6 +474,7 @@ impl Metrics {
             ingest,
             connections,
             refused,
+            response_cache,
             hub,
         }
     }

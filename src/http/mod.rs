@@ -15,6 +15,7 @@
 //! - [`static_files`]: the front end on non-API paths.
 
 pub mod auth;
+pub mod cache;
 pub mod error;
 pub mod metrics;
 pub mod routes;
@@ -239,6 +240,8 @@ pub struct AppState {
     pub frontend: static_files::Frontend,
     /// Open WebSocket clients per client address (`max_ws_per_ip`).
     pub ws_per_ip: Arc<PerIp>,
+    /// Public GET bodies as bytes, per event version.
+    pub cache: Arc<cache::ResponseCache>,
 }
 
 impl AppState {
@@ -252,6 +255,10 @@ impl AppState {
         inputs: crate::ingest::InputStatus,
     ) -> AppState {
         let metrics = Metrics::new(&merge, &inputs);
+        let cache = Arc::new(cache::ResponseCache::new(
+            cache::MAX_CACHED_BYTES,
+            metrics.response_cache.clone(),
+        ));
         AppState {
             merge,
             settings: Arc::new(settings),
@@ -260,6 +267,7 @@ impl AppState {
             hub: None,
             frontend: static_files::Frontend::default(),
             ws_per_ip: Arc::default(),
+            cache,
         }
     }
 

@@ -21,6 +21,7 @@ mod faults_storage;
 mod faults_tcp;
 mod field_bounds;
 mod http_best_run;
+mod http_cache;
 mod http_compression;
 mod http_edges;
 mod http_guards;

@@ -7,12 +7,13 @@ use axum::extract::{RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 
-use super::body::{ok, Res};
+use super::body::Res;
 use super::extract::{EventId, RaceIds};
 use super::{not_found_route, Head};
 use crate::api as wire;
+use crate::http::cache::Key;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::{AppState, ClientAddr, PerIp};
 use crate::uri::query_param;
@@ -40,60 +41,121 @@ fn public_event(state: &AppState, id: &str) -> Result<Arc<crate::model::Event>, 
     }
 }
 
-async fn list(State(state): State<AppState>) -> Res {
+/// Serializes `value` for the cache.
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(value)
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("serialization failed: {e}")))
+}
+
+fn key(route: &'static str, event: &str, race: &str, query: Option<&str>) -> Key {
+    Key {
+        route,
+        event: event.to_owned(),
+        race: race.to_owned(),
+        query: query.unwrap_or("").to_owned(),
+    }
+}
+
+/// One public event's reply from the cache: computed at most once per `seq` of the event.
+fn cached_event_reply<T: serde::Serialize>(
+    state: &AppState,
+    headers: &HeaderMap,
+    key: Key,
+    compute: impl FnOnce(&crate::model::Event) -> Result<T, ApiError>,
+) -> Res {
+    let snap = state.merge.snapshot();
+    let e = match snap.event(&key.event) {
+        Some(e) if e.header.status.is_public() => Arc::clone(e),
+        _ => return Err(ApiError::not_found("Event not found")),
+    };
+    let version = e.header.seq;
+    state.cache.reply(key, &snap.epoch, version, headers, || {
+        to_json(&compute(&e)?)
+    })
+}
+
+async fn list(State(state): State<AppState>, headers: HeaderMap) -> Res {
     let snap = state.merge.snapshot();
     let mut events: Vec<_> = snap
         .events
         .values()
         .filter(|e| e.header.status.is_public())
         .collect();
-    // start_date descending, events without a date last.
-    events.sort_by(|a, b| {
-        let (da, db) = (&a.header.meta.start_date, &b.header.meta.start_date);
-        da.is_none()
-            .cmp(&db.is_none())
-            .then_with(|| db.cmp(da))
-            .then_with(|| a.header.event_id.cmp(&b.header.event_id))
-    });
-    let list: Vec<wire::EventSummary> =
-        events.into_iter().map(|e| wire::event_summary(e)).collect();
-    ok(&serde_json::json!({ "events": list }))
+    // What the list shows changes only with an event's commit (its seq), or when an event
+    // becomes public or goes: a digest of the public ids and their seqs is its version.
+    let mut digest = std::hash::DefaultHasher::new();
+    for e in &events {
+        std::hash::Hash::hash(&(&e.header.event_id, e.header.seq), &mut digest);
+    }
+    let version = std::hash::Hasher::finish(&digest);
+    state.cache.reply(
+        key("/api/v1/events", "", "", None),
+        &snap.epoch,
+        version,
+        &headers,
+        || {
+            // start_date descending, events without a date last.
+            events.sort_by(|a, b| {
+                let (da, db) = (&a.header.meta.start_date, &b.header.meta.start_date);
+                da.is_none()
+                    .cmp(&db.is_none())
+                    .then_with(|| db.cmp(da))
+                    .then_with(|| a.header.event_id.cmp(&b.header.event_id))
+            });
+            let list: Vec<wire::EventSummary> =
+                events.into_iter().map(|e| wire::event_summary(e)).collect();
+            to_json(&serde_json::json!({ "events": list }))
+        },
+    )
 }
 
-async fn detail(State(state): State<AppState>, EventId(id): EventId) -> Res {
-    let e = public_event(&state, &id)?;
-    ok(&wire::event_detail(&e))
+async fn detail(State(state): State<AppState>, EventId(id): EventId, headers: HeaderMap) -> Res {
+    cached_event_reply(&state, &headers, key("detail", &id, "", None), |e| {
+        Ok(wire::event_detail(e))
+    })
 }
 
 fn flag(v: Option<String>) -> bool {
     matches!(v.as_deref(), Some("true") | Some("1"))
 }
 
-async fn results(State(state): State<AppState>, ids: RaceIds, RawQuery(q): RawQuery) -> Res {
-    let e = public_event(&state, &ids.event_id)?;
-    let q = q.as_deref();
-    let cat = query_param(q, "catId");
-    let detailed = flag(query_param(q, "detailed"));
-    let r = wire::race_results(&e, &ids.race_id, cat.as_deref(), detailed)
-        .ok_or_else(|| ApiError::not_found("Race not found"))?;
-    ok(&r)
+async fn results(
+    State(state): State<AppState>,
+    ids: RaceIds,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Res {
+    let k = key("results", &ids.event_id, &ids.race_id, q.as_deref());
+    cached_event_reply(&state, &headers, k, |e| {
+        let q = q.as_deref();
+        let cat = query_param(q, "catId");
+        let detailed = flag(query_param(q, "detailed"));
+        wire::race_results(e, &ids.race_id, cat.as_deref(), detailed)
+            .ok_or_else(|| ApiError::not_found("Race not found"))
+    })
 }
 
-async fn startlist(State(state): State<AppState>, ids: RaceIds) -> Res {
-    let e = public_event(&state, &ids.event_id)?;
-    let r =
-        wire::startlist(&e, &ids.race_id).ok_or_else(|| ApiError::not_found("Race not found"))?;
-    ok(&r)
+async fn startlist(State(state): State<AppState>, ids: RaceIds, headers: HeaderMap) -> Res {
+    let k = key("startlist", &ids.event_id, &ids.race_id, None);
+    cached_event_reply(&state, &headers, k, |e| {
+        wire::startlist(e, &ids.race_id).ok_or_else(|| ApiError::not_found("Race not found"))
+    })
 }
 
-async fn oncourse(State(state): State<AppState>, EventId(id): EventId) -> Res {
-    let e = public_event(&state, &id)?;
-    ok(&serde_json::json!({ "oncourse": wire::oncourse(&e) }))
+async fn oncourse(State(state): State<AppState>, EventId(id): EventId, headers: HeaderMap) -> Res {
+    cached_event_reply(&state, &headers, key("oncourse", &id, "", None), |e| {
+        Ok(serde_json::json!({ "oncourse": wire::oncourse(e) }))
+    })
 }
 
-async fn categories(State(state): State<AppState>, EventId(id): EventId) -> Res {
-    let e = public_event(&state, &id)?;
-    ok(&serde_json::json!({ "categories": wire::categories(&e) }))
+async fn categories(
+    State(state): State<AppState>,
+    EventId(id): EventId,
+    headers: HeaderMap,
+) -> Res {
+    cached_event_reply(&state, &headers, key("categories", &id, "", None), |e| {
+        Ok(serde_json::json!({ "categories": wire::categories(e) }))
+    })
 }
 
 async fn image(State(state): State<AppState>, EventId(id): EventId) -> Res {

@@ -33,8 +33,7 @@ use sha2::{Digest, Sha256};
 
 mod negotiate;
 
-use negotiate::etag_matches;
-pub use negotiate::{accepts_gzip, accepts_html};
+pub use negotiate::{accepts_gzip, accepts_html, etag_matches};
 
 use crate::http::error::ApiError;
 use crate::uri::percent_decode;

@@ -1,0 +1,258 @@
+//! Public GET bodies from cached bytes: each body is computed and serialized once per
+//! (route, path ids, query, event version) and served as the same bytes, and the same gzip,
+//! until the event's next commit. A strong `ETag` names the version and the variant, and
+//! `If-None-Match` gets a `304` without a body.
+//!
+//! Why hand-written rather than a caching layer: the key is not the URL alone but the
+//! event's `seq` (known only inside the handler, from the snapshot), and an entry must
+//! never outlive the commit it was computed at. Entries are replaced on the first request
+//! after a commit; stale ones cost memory only until the byte bound clears them.
+//!
+//! Bounds: the query is part of the key and comes from outside, so the cache holds at most
+//! [`MAX_CACHED_BYTES`] of bodies (identity + gzip, see [`entry_bytes`]); a body that would pass the bound
+//! empties it first (a cheap, rare reset: the next requests refill what is in use).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use hyper::header::{
+    HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, VARY,
+};
+use hyper::StatusCode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use super::error::{ApiError, JSON_CONTENT_TYPE};
+use super::static_files::{accepts_gzip, etag_matches, gzip_with};
+
+/// At most this many bytes of cached bodies (identity and gzip together).
+pub const MAX_CACHED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Bodies shorter than this are sent as they are (as the compression layer does).
+const MIN_GZIP: usize = 512;
+
+/// What a cached body is for: the route template and what varies it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub route: &'static str,
+    pub event: String,
+    pub race: String,
+    /// The raw query string (a different spelling is another entry, never a wrong one).
+    pub query: String,
+}
+
+struct Entry {
+    version: u64,
+    /// The strong validator of the identity body, without quotes.
+    etag: String,
+    json: Bytes,
+    gzip: OnceLock<Option<Bytes>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheOutcome {
+    /// `hit`, `miss` (computed now) or `not_modified` (a 304).
+    pub outcome: &'static str,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<Key, Arc<Entry>>,
+    bytes: usize,
+}
+
+pub struct ResponseCache {
+    entries: Mutex<Entries>,
+    max_bytes: usize,
+    counts: Family<CacheOutcome, Counter>,
+}
+
+impl ResponseCache {
+    pub fn new(max_bytes: usize, counts: Family<CacheOutcome, Counter>) -> ResponseCache {
+        ResponseCache {
+            entries: Mutex::new(Entries::default()),
+            max_bytes,
+            counts,
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.counts.get_or_create(&CacheOutcome { outcome }).inc();
+    }
+
+    /// Bytes held now (identity and gzip bodies).
+    pub fn held_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        // A panic while holding the lock leaves a consistent map (every write is one
+        // insert or clear), so a poisoned lock is still usable.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The reply to a public GET: from the cached bytes when `version` (the event's `seq`,
+    /// or for the list a digest of every public event's) is still the one they were computed
+    /// at, else from `compute`, which serializes the JSON body.
+    pub fn reply(
+        &self,
+        key: Key,
+        epoch: &str,
+        version: u64,
+        request: &HeaderMap,
+        compute: impl FnOnce() -> Result<Vec<u8>, ApiError>,
+    ) -> Result<Response, ApiError> {
+        let cached = self.lock().map.get(&key).cloned();
+        let entry = match cached {
+            Some(e) if e.version == version => {
+                self.count("hit");
+                e
+            }
+            _ => {
+                self.count("miss");
+                let json = Bytes::from(compute()?);
+                let entry = Arc::new(Entry {
+                    version,
+                    etag: etag_for(&key, epoch, version),
+                    json,
+                    gzip: OnceLock::new(),
+                });
+                self.insert(key, Arc::clone(&entry));
+                entry
+            }
+        };
+        Ok(self.respond(&entry, request))
+    }
+
+    fn insert(&self, key: Key, entry: Arc<Entry>) {
+        let mut entries = self.lock();
+        let size = entry_bytes(&entry);
+        if let Some(old) = entries.map.remove(&key) {
+            entries.bytes = entries.bytes.saturating_sub(entry_bytes(&old));
+        }
+        if entries.bytes + size > self.max_bytes {
+            entries.map.clear();
+            entries.bytes = 0;
+        }
+        if size <= self.max_bytes {
+            entries.bytes += size;
+            entries.map.insert(key, entry);
+        }
+    }
+
+    fn respond(&self, entry: &Entry, request: &HeaderMap) -> Response {
+        let gzip = (entry.json.len() >= MIN_GZIP && accepts_gzip(request))
+            .then(|| self.gzip_of(entry))
+            .flatten();
+        let etag = match gzip {
+            Some(_) => format!("\"{}-gz\"", entry.etag),
+            None => format!("\"{}\"", entry.etag),
+        };
+        let unchanged = etag_matches(request, &format!("\"{}\"", entry.etag))
+            || etag_matches(request, &format!("\"{}-gz\"", entry.etag));
+        let mut response = if unchanged {
+            self.count("not_modified");
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            let mut r = match &gzip {
+                Some(body) => body.clone().into_response(),
+                None => entry.json.clone().into_response(),
+            };
+            let h = r.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+            if gzip.is_some() {
+                h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            r
+        };
+        let h = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            h.insert(ETAG, v);
+        }
+        h.insert(VARY, HeaderValue::from_static("accept-encoding"));
+        // Live data: a client may keep a copy but must ask (cheaply, with the ETag) each time.
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response
+    }
+
+    /// The gzip of `entry`, made once (by the first request that accepts it).
+    fn gzip_of(&self, entry: &Entry) -> Option<Bytes> {
+        entry
+            .gzip
+            .get_or_init(|| gzip_with(&entry.json, flate2::Compression::fast()))
+            .clone()
+    }
+}
+
+/// What an entry counts against the bound: its body, and as much again for its gzip (which
+/// is smaller), reserved when it is inserted.
+fn entry_bytes(entry: &Entry) -> usize {
+    entry.json.len().saturating_mul(2)
+}
+
+/// `{version of this program}.{epoch}.{version}.{digest of the key}`: equal only for the same
+/// body, across restarts of the same build on the same database.
+fn etag_for(key: &Key, epoch: &str, version: u64) -> String {
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    let epoch: String = epoch
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect();
+    format!(
+        "{}.{epoch}.{version}.{:016x}",
+        env!("CARGO_PKG_VERSION"),
+        h.finish()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: usize) -> Key {
+        Key {
+            route: "results",
+            event: "EV".into(),
+            race: "R".into(),
+            query: format!("catId={n}"),
+        }
+    }
+
+    /// Queries come from outside: at the default bound, 100 distinct 1 MiB bodies never hold
+    /// more than 64 MiB (each reserves twice its size for its gzip), and the newest is kept.
+    #[test]
+    fn the_cache_holds_at_most_64_mib_at_its_default() {
+        assert_eq!(MAX_CACHED_BYTES, 64 * 1024 * 1024);
+        let cache = ResponseCache::new(MAX_CACHED_BYTES, Family::default());
+        let body = vec![b' '; 1024 * 1024];
+        for n in 0..100 {
+            let reply = cache.reply(key(n), "epoch", 1, &HeaderMap::new(), || Ok(body.clone()));
+            assert_eq!(reply.map(|r| r.status()).ok(), Some(StatusCode::OK));
+            assert!(cache.held_bytes() <= MAX_CACHED_BYTES, "{} bytes", cache.held_bytes());
+        }
+        assert!(cache.lock().map.contains_key(&key(99)));
+        assert!(cache.held_bytes() >= 2 * 1024 * 1024);
+    }
+
+    #[test]
+    fn a_new_version_replaces_the_entry_and_its_count() {
+        let cache = ResponseCache::new(MAX_CACHED_BYTES, Family::default());
+        let mut computed = 0;
+        for version in [1, 1, 2, 2, 2] {
+            cache
+                .reply(key(0), "epoch", version, &HeaderMap::new(), || {
+                    computed += 1;
+                    Ok(vec![b'x'; 1000])
+                })
+                .unwrap();
+        }
+        assert_eq!(computed, 2, "once per version");
+        assert_eq!(cache.held_bytes(), 2000, "one entry, reserved twice its body");
+    }
+}
