@@ -23,7 +23,8 @@ use crate::model::{EventConfig, EventStatus};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/admin/events", post(create_event).get(list))
-        .route("/api/v1/admin/status", get(status))
+        .route("/api/v1/admin/status", get(super::admin_status::status))
+        .route("/api/v1/admin/log", get(super::admin_status::log))
         .route("/api/v1/admin/storage", put(set_storage))
         .route(
             "/api/v1/admin/events/{eventId}",
@@ -119,39 +120,6 @@ struct AdminEvent {
     has_xml_data: bool,
     has_image: bool,
     created_at: String,
-}
-
-/// `GET /api/v1/admin/status`: what the operator needs to see of the inputs.
-async fn status(State(state): State<AppState>, _: MasterKey) -> Res {
-    let sources: Vec<crate::ingest::tcp::SourceStatus> = state
-        .inputs
-        .sources
-        .iter()
-        .filter_map(|s| s.lock().ok().map(|s| s.report()))
-        .collect();
-    let watcher = state
-        .inputs
-        .watcher
-        .as_ref()
-        .and_then(|w| w.lock().ok().map(|w| w.clone()));
-    let snap = state.merge.snapshot();
-    ok(&serde_json::json!({
-        "mergeLoopRunning": state.merge.is_running(),
-        "lastCommitFailed": state.merge.last_commit_failed(),
-        "snapshotAgeMs": snap.committed_at.elapsed().as_millis() as u64,
-        "epoch": snap.epoch,
-        "events": snap.events.values().map(|e| serde_json::json!({
-            "eventId": e.header.event_id,
-            "status": e.header.status.as_str(),
-            "seq": e.header.seq,
-            "hasXmlData": e.header.has_xml_data,
-            "onCourse": e.oncourse.len(),
-        })).collect::<Vec<_>>(),
-        "tcpSources": sources,
-        "xmlWatcher": watcher,
-        // Stored rows start-up could not read and left out (count, first 100 listed).
-        "skippedRows": state.merge.skipped_rows(),
-    }))
 }
 
 /// `PUT /api/v1/admin/storage` `{"maxDbSizeMb": N|null}`: changes the `--max-db-size` cap at
