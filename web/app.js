@@ -217,6 +217,7 @@ function showError(e) {
 function renderLabels() {
   for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
   for (const el of document.querySelectorAll('[data-i18n-ph]')) el.placeholder = t(el.dataset.i18nPh);
+  if (!S.detail) $('title').textContent = t('title');
   $('langs').setAttribute('aria-label', t('lang'));
   $('tabs').setAttribute('aria-label', t('view'));
   for (const b of document.querySelectorAll('[data-lang]')) b.setAttribute('aria-pressed', String(b.dataset.lang === lang));

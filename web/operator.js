@@ -13,7 +13,7 @@ const LOG_EVERY = 2;
 const POINTS = 600;
 
 const S = {
-  key: null, timer: 0, polls: 0, last: null, lastAt: 0, eventKeys: new Map(),
+  key: null, timer: 0, polls: 0, last: null, lastAt: 0, dt: 0,
   refusals: new Map(), // eventId -> reason of the last refused action
   series: { commits: [], frames: [], clients: [] },
 };
@@ -25,9 +25,10 @@ class HttpError extends Error {
   }
 }
 
-async function call(path, { method = 'GET', body, eventKey } = {}) {
-  const headers = { Accept: 'application/json' };
-  if (eventKey) headers['X-API-Key'] = eventKey; else headers['X-Master-Key'] = S.key;
+async function call(path, { method = 'GET', body } = {}) {
+  // The master key also authorises an event's status and config changes, so the console
+  // never needs (or holds) an event's own API key.
+  const headers = { Accept: 'application/json', 'X-Master-Key': S.key };
   if (body) headers['Content-Type'] = 'application/json';
   const r = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined, cache: 'no-store' });
   const json = await r.json().catch(() => null);
@@ -204,21 +205,10 @@ async function poll() {
 // ---------------------------------------------------------------------------------------------
 // Actions
 
-async function eventKey(id) {
-  if (!S.eventKeys.has(id)) {
-    const { events } = await call('/api/v1/admin/events');
-    S.eventKeys = new Map(events.slice(0, 1000).map((e) => [e.eventId, e.apiKey]));
-  }
-  const k = S.eventKeys.get(id);
-  if (!k) throw new Error(`event ${id} is not known to the daemon any more`);
-  return k;
-}
-
 /** Runs an action on an event; a refusal is kept and shown under the event with its reason. */
 async function act(id, what, path, body) {
   try {
-    const key = await eventKey(id);
-    await call(path, { method: 'PATCH', body, eventKey: key });
+    await call(path, { method: 'PATCH', body });
     S.refusals.delete(id);
   } catch (e) {
     S.refusals.set(id, `${what} refused: ${e.message}`);

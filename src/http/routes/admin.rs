@@ -13,7 +13,7 @@ use super::admin_body::{
     StatusBody, StorageBody,
 };
 use super::body::{json, ok, Res, StrictJson};
-use super::extract::{EventId, EventKeyFor, MasterKey};
+use super::extract::{EventAdmin, EventId, EventKeyFor, MasterKey};
 use crate::http::auth::validity_iso;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::AppState;
@@ -193,7 +193,7 @@ struct StatusChanged {
 
 async fn set_status(
     State(state): State<AppState>,
-    EventKeyFor(event): EventKeyFor,
+    EventAdmin(event): EventAdmin,
     StrictJson(body): StrictJson<StatusBody>,
 ) -> Res {
     let to = validate_status(body)?;
@@ -226,7 +226,7 @@ async fn get_config(EventKeyFor(event): EventKeyFor) -> Res {
 
 async fn set_config(
     State(state): State<AppState>,
-    EventKeyFor(event): EventKeyFor,
+    EventAdmin(event): EventAdmin,
     StrictJson(body): StrictJson<EventConfig>,
 ) -> Res {
     let patch = validate_config(body)?;
