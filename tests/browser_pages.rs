@@ -244,7 +244,7 @@ fn fold(s: &str) -> String {
 const CONN: &str = "return document.getElementById('conn').dataset.state";
 
 const EVENT_CARD: &str = r#"const e = document.querySelector('[data-event-id="jarni-2024"]');
-return e ? { status: e.querySelector('[data-status]').innerText, buttons: [...e.querySelectorAll('button[data-to]')].map(b => b.dataset.to), refusal: e.querySelector('[data-refusal]')?.innerText ?? null, text: e.innerText } : null"#;
+return e ? { status: e.querySelector('[data-status]').textContent, buttons: [...e.querySelectorAll('button[data-to]')].map(b => b.dataset.to), refusal: e.querySelector('[data-refusal]')?.innerText ?? null, text: e.innerText } : null"#;
 
 const SOURCE: &str = r#"const s = document.querySelector('.source');
 return s ? { state: s.dataset.state, fps: Number(s.querySelector('[data-fps]').innerText), text: s.innerText } : null"#;
@@ -300,10 +300,11 @@ async fn operator_console_sources_lifecycle_and_refusals() {
     click(&c, "#login button[type=submit]").await;
     let card = wait_for(&c, "the event from the XML folder", Duration::from_secs(20), EVENT_CARD, |v| !v.is_null()).await;
     println!("event: {}", card["text"].as_str().unwrap().replace('\n', " | "));
-    let stored = js(&c, "return [sessionStorage.getItem('c123live.masterKey'), localStorage.length, location.href]").await;
+    let stored = js(&c, "return [sessionStorage.getItem('c123live.masterKey'), localStorage.length, location.href, getComputedStyle(document.getElementById('login')).display]").await;
     assert_eq!(stored[0], MASTER);
     assert_eq!(stored[1], 0, "nothing in localStorage");
     assert!(!stored[2].as_str().unwrap().contains(MASTER), "never in the URL: {stored}");
+    assert_eq!(stored[3], "none", "the sign-in form is gone");
     assert_eq!(card["status"], "draft");
     assert_eq!(card["buttons"], serde_json::json!(["startlist"]));
 
@@ -330,6 +331,15 @@ async fn operator_console_sources_lifecycle_and_refusals() {
     })
     .await;
     println!("source: {}", src["text"].as_str().unwrap().replace('\n', " | "));
+
+    // WebSocket clients per event: one spectator connects.
+    let (_spectator, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/events/{DEMO_EVENT}/ws"))
+        .await
+        .expect("spectator connects");
+    wait_for(&c, "one WebSocket client", Duration::from_secs(5), r#"return document.querySelector('[data-ws-clients]').innerText"#, |v| {
+        v.as_str().is_some_and(|s| s.ends_with(" 1"))
+    })
+    .await;
 
     // Merge strategy switch.
     js(&c, r#"const s = document.querySelector('select[data-strategy="jarni-2024"]'); s.value = 'xml-wins'; s.dispatchEvent(new Event('change', {bubbles: true})); return null"#).await;

@@ -254,6 +254,7 @@ async function signIn(key) {
   }
   try { sessionStorage.setItem(KEY, key); } catch { /* kept in memory only */ }
   $('login').hidden = true;
+  $('login-error').hidden = true;
   $('console').hidden = false;
   $('logout').hidden = false;
   S.last = null;
