@@ -1,7 +1,7 @@
 // Search and the per-rider detail: a result row opens a dialog with both runs (a best-run
 // pair) or the one run: time, penalty, total, rank and every gate with its penalty.
 
-import { t, sec, penS, statusText, raceTypeText } from './i18n.js';
+import { t, sec, penS, statusText, raceTypeText, behindText } from './i18n.js';
 
 const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -59,6 +59,6 @@ export function detailHtml(row, race, bestRun) {
   return `<header class="dhead"><h2 id="detail-h">${esc(row.bib)} · ${esc(row.name)}</h2>
 <button type="button" class="close" data-close aria-label="${esc(t('close'))}">×</button></header>
 <p class="club">${esc(row.club)}${row.catId ? ` · ${esc(row.catId)}${row.catRnk ? ` ${row.catRnk}.` : ''}` : ''}</p>
-<p class="overall"><span>${row.rnk ? `${esc(t('rankN', { n: row.rnk }))} · ` : ''}${t('total')}: <b>${overall || '–'}</b></span>${row.totalBehind ? ` <span class="club">${esc(row.totalBehind)}</span>` : ''}</p>
+<p class="overall"><span>${row.rnk ? `${esc(t('rankN', { n: row.rnk }))} · ` : ''}${t('total')}: <b>${overall || '–'}</b></span>${row.totalBehind ? ` <span class="club">${esc(behindText(row.totalBehind))}</span>` : ''}</p>
 ${runs.join('')}`;
 }
