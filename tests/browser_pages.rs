@@ -279,6 +279,34 @@ async fn spectator_page_languages_favourites_search_detail() {
     screenshots(&c, "spectator").await;
     set_viewport(&c, 390, 844).await;
 
+    // Following: the spectator picks another race, then goes back to the one on course.
+    let other = js(
+        &c,
+        r#"const s = document.getElementById('race-select');
+        const o = [...s.options].find(o => o.value !== s.value); s.value = o.value;
+        s.dispatchEvent(new Event('change')); return o.value"#,
+    )
+    .await;
+    assert_eq!(
+        js(
+            &c,
+            "return document.getElementById('follow').getAttribute('aria-pressed')"
+        )
+        .await,
+        "false"
+    );
+    assert_eq!(text(&c, "#follow-text").await, "Sledovat právě jetý závod");
+    let live_race = js(&c, "const r = document.querySelector('#oncourse .rider .racename'); return r ? r.innerText : null").await;
+    println!("picked {other}; on course: {live_race}");
+    click(&c, "#follow").await;
+    let back = wait_for(&c, "the race on course again", Duration::from_secs(10), r#"const s = document.getElementById('race-select');
+        return document.getElementById('follow').getAttribute('aria-pressed') === 'true' ? s.value : null"#, |v| v.is_string()).await;
+    assert_eq!(back, RACE, "back to the race bib 10 is on");
+    wait_for(&c, "bib 9 again", Duration::from_secs(10), ROW9, |v| {
+        v.is_string()
+    })
+    .await;
+
     // The detail: both runs, the gates with 2 and 50 marked, times and ranks, as a dialog.
     click(&c, r#"#view tr[data-bib="9"] [data-open]"#).await;
     let detail = wait_for(&c, "the detail", Duration::from_secs(10), r#"const d = document.getElementById('detail');
