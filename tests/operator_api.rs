@@ -113,6 +113,8 @@ fn install_warn_ring() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_status_and_log_serve_the_console() {
+    // Long on purpose: one daemon walked through the console's story in order (import,
+    // lifecycle, strategy, a spectator, official, a refused export); each step needs the last.
     install_warn_ring();
     let d = start(None).await;
     let mut c = Checker::new();

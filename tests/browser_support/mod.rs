@@ -1,11 +1,16 @@
 //! Chromium + chromedriver for the browser tests: finding them, starting a session with a
-//! given preferred language, running scripts and waiting for the page.
+//! given preferred language, running scripts and waiting for the page, screenshots.
+// Each browser test binary uses a part of these.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use c123_live::app::DEMO_EVENT;
+use c123_live::merge::{AdminCommand, Input, MergeHandle};
+use c123_live::model::EventStatus;
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 pub fn find_exe(env: &str, names: &[&str]) -> Option<PathBuf> {
@@ -153,4 +158,83 @@ pub async fn first_view_bytes(c: &Client) -> u64 {
     let transfer = bytes["transfer"].as_u64().unwrap_or(0);
     assert!(transfer > 0, "transfer sizes measured: {bytes}");
     transfer
+}
+
+/// Moves the demo event's lifecycle as another operator would (through the merge loop).
+pub async fn transition(merge: &MergeHandle, to: EventStatus) {
+    merge
+        .send(Input::Admin(AdminCommand::Transition {
+            event_id: DEMO_EVENT.into(),
+            to,
+        }))
+        .await
+        .expect("transition");
+}
+
+/// Clicks like a person: the element is scrolled to the middle first (the sticky header
+/// covers the top of the viewport, and WebDriver does not scroll what is already "in view").
+pub async fn click(c: &Client, css: &str) {
+    js(
+        c,
+        &format!(
+            "document.querySelector({css:?})?.scrollIntoView({{block: 'center'}}); return null"
+        ),
+    )
+    .await;
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+pub async fn text(c: &Client, css: &str) -> String {
+    let v = js(
+        c,
+        &format!("const e = document.querySelector({css:?}); return e ? e.innerText : null"),
+    )
+    .await;
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+/// The daemon's warning ring, fed by this test process's log (as `main` installs it).
+pub fn install_warn_ring() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry()
+        .with(c123_live::http::log_ring::WarnRing::global().layer())
+        .try_init();
+}
+
+pub fn save_shot(name: &str, png: &[u8]) {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&out).expect("screenshots dir");
+    std::fs::write(out.join(name), png).expect("write screenshot");
+    println!("screenshot: docs/screenshots/{name}");
+}
+
+/// Phone (390x844) and desktop (1280x800) screenshots of the page as it is now.
+pub async fn screenshots(c: &Client, page: &str) {
+    for (size, w, h) in [("phone", 390, 844), ("desktop", 1280, 800)] {
+        set_viewport(c, w, h).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let png = c.screenshot().await.expect("screenshot");
+        save_shot(&format!("{page}-{size}.png"), &png);
+    }
+}
+
+/// Sizes the window so that the viewport is `w`x`h` (the window may add borders).
+pub async fn set_viewport(c: &Client, w: u32, h: u32) {
+    c.set_window_size(w, h).await.expect("window size");
+    let v: Value = js(c, "return [innerWidth, innerHeight]").await;
+    let (iw, ih) = (
+        v[0].as_u64().unwrap_or(0) as u32,
+        v[1].as_u64().unwrap_or(0) as u32,
+    );
+    if (iw, ih) != (w, h) {
+        c.set_window_size(w + (w.saturating_sub(iw)), h + (h.saturating_sub(ih)))
+            .await
+            .expect("window size");
+    }
 }
