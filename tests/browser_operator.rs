@@ -221,7 +221,25 @@ async fn clients_and_strategy(c: &Client, addr: SocketAddr, merge: &MergeHandle)
 async fn refused_official(c: &Client, merge: &MergeHandle) {
     // A refused transition: "make official" is confirmed while another operator has taken
     // the event back to running; the daemon refuses and the console says why.
-    click(c, r#"button[data-to="finished"]"#).await;
+    // By keyboard: the focused button keeps its focus while the card refreshes (seq moves
+    // with every TCP frame), and Enter presses it.
+    js(c, r#"const b = document.querySelector('button[data-to="finished"]'); b.scrollIntoView({block: 'center'}); b.focus();
+        document.getElementById('events').firstElementChild.__old = true; return null"#).await;
+    let kept = wait_for(
+        c,
+        "the card refreshed under the focus",
+        Duration::from_secs(10),
+        "return [!document.getElementById('events').firstElementChild.__old, document.activeElement?.dataset?.to ?? null]",
+        |v| v[0] == true,
+    )
+    .await;
+    assert_eq!(kept[1], "finished", "focus kept across the refresh");
+    c.active_element()
+        .await
+        .expect("focused")
+        .send_keys("\u{e007}") // Enter
+        .await
+        .expect("enter");
     wait_for(c, "finished", Duration::from_secs(5), EVENT_CARD, |v| {
         v["status"] == "finished"
     })

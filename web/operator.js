@@ -13,7 +13,7 @@ const LOG_EVERY = 2;
 const POINTS = 600;
 
 const S = {
-  key: null, timer: 0, polls: 0, last: null, lastAt: 0, dt: 0,
+  key: null, timer: 0, polls: 0, last: null, lastAt: 0, dt: 0, html: new Map(),
   refusals: new Map(), // eventId -> reason of the last refused action
   series: { commits: [], frames: [], clients: [] },
 };
@@ -150,11 +150,19 @@ function renderLog(log) {
     || '<li class="mute">No warning since start.</li>';
 }
 
-/** Replaces a section's HTML unless the operator is using a control inside it. */
+/** Replaces a section's HTML when it changed. An open select is left alone (re-rendering
+ * would close it under the operator's hand); a focused button gets its focus back. */
 function put(id, html) {
   const el = $(id);
-  if (el.contains(document.activeElement) && document.activeElement.tagName === 'SELECT') return;
+  const a = document.activeElement;
+  const inside = el.contains(a) && a !== el;
+  if (inside && a.tagName === 'SELECT') return;
+  if (S.html.get(id) === html) return;
+  S.html.set(id, html);
+  const again = inside && a.dataset.to
+    ? `button[data-event="${CSS.escape(a.dataset.event)}"][data-to="${CSS.escape(a.dataset.to)}"]` : null;
   el.innerHTML = html;
+  if (again) el.querySelector(again)?.focus();
 }
 
 function render(st) {
@@ -260,6 +268,7 @@ async function signIn(key) {
   S.last = null;
   S.lastAt = 0;
   S.polls = 0;
+  S.html.clear();
   poll();
 }
 
