@@ -225,7 +225,14 @@ async fn search(c: &Client, all: u64) {
 }
 
 /// The recording plays: bib 9 starts and finishes, both notified; the row shows the run.
+/// A keyboard user's focus on bib 9's star stays there while the table re-renders live.
 async fn live_notifications(c: &Client, running: &mut RunningApp) {
+    js(
+        c,
+        r#"document.querySelector('#view tr[data-bib="9"] [data-star]').focus();
+           document.querySelector('#view table').__old = true; return null"#,
+    )
+    .await;
     c123_live::app::play_demo_recording(
         running,
         ReplaySettings {
@@ -260,6 +267,16 @@ async fn live_notifications(c: &Client, running: &mut RunningApp) {
             .is_some_and(|t| t.contains("51,20") && t.contains("+52"))
     })
     .await;
+    let focus = js(
+        c,
+        "return [!document.querySelector('#view table').__old, document.activeElement?.dataset?.star ?? null]",
+    )
+    .await;
+    assert_eq!(
+        focus,
+        serde_json::json!([true, "9"]),
+        "re-rendered, focus kept on the star"
+    );
 }
 
 /// The spectator picks another race (following stops), then goes back to the race on course.
