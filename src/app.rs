@@ -161,7 +161,8 @@ impl App {
             sources: running.sources.clone(),
         };
         let mut state = AppState::with_inputs(running.merge.clone(), settings.http, status)
-            .with_hub(running.hub.clone());
+            .with_hub(running.hub.clone())
+            .with_store_info(settings.db.clone(), settings.merge.default_strategy);
         if let Some(frontend) = frontend {
             state = state.with_frontend(frontend);
         }

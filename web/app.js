@@ -2,85 +2,20 @@
 // Data: REST /api/v1/... for lists, WebSocket /api/v1/events/{id}/ws for changes
 // (full -> refetch, diff -> apply, refresh -> refetch; resume with ?since=seq&epoch=E).
 // Wire units: times and pen in centiseconds, gate penalties in seconds.
+// Language and formatting: i18n.js; favourites and notifications: fav.js; search and the
+// rider detail: detail.js.
+
+import { t, lang, setLang, dateText, eventStatusText } from './i18n.js';
+import * as fav from './fav.js';
+import { detailHtml } from './detail.js';
+import { S, esc, raceById, groupKey, isBestRun, classOf, raceLabel, raceKeys, byRank } from './state.js';
+import { renderOnCourse, tickClocks, renderResults, renderStartlist, renderSchedule } from './views.js';
 
 const $ = (id) => document.getElementById(id);
-const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const BACKOFF = [1, 2, 4, 8, 15];
-const HIGHLIGHT_MS = 8000;
-const RACE_STATUS = ['Scheduled', 'Start list', 'Delayed', 'In progress', 'Unofficial', 'Official', 'Revised',
-  'Cancelled', 'Getting ready', 'Unconfirmed', 'Protested', 'Interrupted', 'Rescheduled', 'Postponed'];
-const RACE_TYPE = {
-  'best-run-1': '1st run', 'best-run-2': '2nd run', qualification: 'Qualification', semifinal: 'Semifinal',
-  final: 'Final', training: 'Training', seeding: 'Seeding', 'cross-trial': 'Time trial', 'cross-heat': 'Heats',
-  'cross-semifinal': 'Semifinal', 'cross-final': 'Final',
-};
-
-const S = {
-  eventId: null, detail: null, seq: 0, epoch: null,
-  oncourse: [], clocks: new Map(),
-  results: new Map(), // group key -> rows
-  flash: new Map(), // `${key}|${bib}` -> time highlighted
-  raceKey: null, userPicked: false, tab: 'results', cat: '', startlist: null,
-  ws: null, attempt: 0, retryTimer: 0, final: false, loading: 0,
-};
 
 // ---------------------------------------------------------------------------------------------
-// Formatting
-
-const sec = (cs) => (cs == null ? '' : (cs / 100).toFixed(2));
-const penS = (cs) => (cs == null ? '' : String(Math.round(cs / 100)));
-const clockOf = (d) => (d ? String(d).replace(/^.*T/, '').slice(0, 5) : '');
-
-// ---------------------------------------------------------------------------------------------
-// Races: best-run pairs are one race with both runs.
-
-const BR = /^(.+)_BR([12])_(.+)$/;
-
-function raceById(id) {
-  return S.detail?.races.find((r) => r.raceId === id);
-}
-
-/** The key a race is listed and cached under: for a best-run pair its BR2 id (or the BR1 id
- * when the event has no BR2 race). */
-function groupKey(raceId) {
-  const m = BR.exec(raceId);
-  if (!m) return raceId;
-  const br2 = `${m[1]}_BR2_${m[3]}`;
-  return raceById(br2) ? br2 : `${m[1]}_BR1_${m[3]}`;
-}
-
-function isBestRun(key) {
-  return BR.test(key) && /^best-run/.test(raceById(key)?.raceType ?? 'best-run');
-}
-
-function classOf(race) {
-  return S.detail?.classes.find((c) => c.classId === race?.classId);
-}
-
-function raceLabel(key, withClass) {
-  const race = raceById(key);
-  if (!race) return key;
-  const cls = classOf(race);
-  const m = BR.exec(key);
-  const pair = m && raceById(`${m[1]}_BR1_${m[3]}`) && raceById(`${m[1]}_BR2_${m[3]}`);
-  const what = pair ? 'Runs 1 + 2' : (RACE_TYPE[race.raceType] ?? race.raceType ?? '');
-  return withClass && cls ? `${cls.name} – ${what}` : what;
-}
-
-/** Selectable races: one entry per group key, in race order. */
-function raceKeys() {
-  const seen = new Set();
-  const out = [];
-  for (const r of sortedRaces()) {
-    const k = groupKey(r.raceId);
-    if (!seen.has(k)) { seen.add(k); out.push(k); }
-  }
-  return out;
-}
-
-function sortedRaces() {
-  return [...(S.detail?.races ?? [])].sort((a, b) => (a.raceOrder ?? -1) - (b.raceOrder ?? -1));
-}
+// Races (formatting is i18n.js')
 
 // ---------------------------------------------------------------------------------------------
 // REST
@@ -150,6 +85,7 @@ function setOnCourse(list) {
   }
   S.clocks = clocks;
   S.oncourse = [...list].sort((a, b) => (a.position ?? 99) - (b.position ?? 99));
+  fav.onCourseChanged(S.oncourse);
   if (!S.userPicked) {
     const k = followKey();
     if (k && k !== S.raceKey) selectRace(k, false);
@@ -166,6 +102,7 @@ function upsertResults(raceId, rows) {
   const now = Date.now();
   for (const row of rows) {
     const i = cached.findIndex((r) => r.bib === row.bib);
+    fav.resultChanged(raceId, row, i < 0 ? null : cached[i]);
     if (i < 0) {
       cached.push(row);
       if (row.time != null || row.status) S.flash.set(`${key}|${row.bib}`, now);
@@ -177,12 +114,6 @@ function upsertResults(raceId, rows) {
   }
   cached.sort(byRank);
   return key === S.raceKey;
-}
-
-function byRank(a, b) {
-  const ra = a.rnk ?? Infinity;
-  const rb = b.rnk ?? Infinity;
-  return ra - rb || (a.bib ?? 0) - (b.bib ?? 0);
 }
 
 function onMessage(ev) {
@@ -202,6 +133,7 @@ function onMessage(ev) {
     let dirty = false;
     if (d.status) {
       S.detail.event.status = d.status;
+      fav.statusChanged(d.status, S.detail.event.mainTitle);
       renderHeader();
     }
     if (Array.isArray(d.oncourse)) {
@@ -216,10 +148,12 @@ function onMessage(ev) {
 // ---------------------------------------------------------------------------------------------
 // WebSocket with resume and backoff
 
-function setConn(state, text) {
+/** The connection state; its text is looked up at render time, so a language switch keeps it. */
+function setConn(state, key) {
   const el = $('conn');
   el.dataset.state = state;
-  $('conn-text').textContent = text;
+  el.dataset.key = key;
+  $('conn-text').textContent = t(key);
 }
 
 function connect() {
@@ -228,11 +162,11 @@ function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   let url = `${proto}//${location.host}/api/v1/events/${enc(S.eventId)}/ws`;
   if (S.epoch) url += `?since=${S.seq}&epoch=${enc(S.epoch)}`;
-  setConn('connecting', S.attempt ? 'Reconnecting…' : 'Connecting…');
+  setConn('connecting', S.attempt ? 'reconnecting' : 'connecting');
   let ws;
   try { ws = new WebSocket(url); } catch { retry(); return; }
   S.ws = ws;
-  ws.onopen = () => { S.attempt = 0; setConn('live', 'Live'); };
+  ws.onopen = () => { S.attempt = 0; setConn('live', 'live'); };
   ws.onmessage = onMessage;
   ws.onclose = (ev) => {
     S.ws = null;
@@ -249,18 +183,24 @@ async function retry() {
   S.attempt += 1;
   try {
     const detail = await api(`/events/${enc(S.eventId)}`);
-    if (detail.event.status === 'official') { S.final = true; applyDetail(detail); await reloadAll(); return finalState(); }
-    setConn('connecting', 'Reconnecting…');
+    if (detail.event.status === 'official') {
+      S.final = true;
+      fav.statusChanged('official', detail.event.mainTitle);
+      applyDetail(detail);
+      await reloadAll();
+      return finalState();
+    }
+    setConn('connecting', 'reconnecting');
     if (S.attempt > 1 || !S.detail) { applyDetail(detail); await reloadAll(); }
   } catch (e) {
-    setConn('offline', 'Offline – retrying');
-    if (e.status === 404) return showError(new Error('This event is not available.'));
+    setConn('offline', 'offline');
+    if (e.status === 404) return showError(new Error(t('unavailable')));
   }
   S.retryTimer = setTimeout(connect, wait);
 }
 
 function finalState() {
-  setConn('final', 'Final results');
+  setConn('final', 'final');
   renderHeader();
 }
 
@@ -273,15 +213,39 @@ function showError(e) {
   el.hidden = false;
 }
 
+/** The static labels of index.html, in the current language. */
+function renderLabels() {
+  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll('[data-i18n-ph]')) el.placeholder = t(el.dataset.i18nPh);
+  if (!S.detail) $('title').textContent = t('title');
+  $('langs').setAttribute('aria-label', t('lang'));
+  $('tabs').setAttribute('aria-label', t('view'));
+  for (const b of document.querySelectorAll('[data-lang]')) b.setAttribute('aria-pressed', String(b.dataset.lang === lang));
+  const c = $('conn');
+  if (c.dataset.key) $('conn-text').textContent = t(c.dataset.key);
+  renderTools();
+}
+
+function renderTools() {
+  $('fav-only').setAttribute('aria-pressed', String(S.favOnly));
+  $('follow').setAttribute('aria-pressed', String(!S.userPicked));
+  $('follow-text').textContent = t(S.userPicked ? 'followLive' : 'following');
+  const bell = fav.notifyState();
+  $('bell').hidden = bell === 'none' || fav.favCount() === 0;
+  $('bell').setAttribute('aria-pressed', String(bell === 'on'));
+  $('bell').disabled = bell === 'denied';
+  $('bell-text').textContent = t(bell === 'on' ? 'notifyOn' : bell === 'denied' ? 'notifyDenied' : 'notify');
+}
+
 function renderHeader() {
   const ev = S.detail?.event;
   if (!ev) return;
-  $('title').textContent = ev.mainTitle || 'Live results';
-  document.title = `${ev.mainTitle || 'Live results'} – live`;
-  $('subtitle').textContent = [ev.subTitle, ev.location, ev.startDate].filter(Boolean).join(' · ');
+  $('title').textContent = ev.mainTitle || t('title');
+  document.title = `${ev.mainTitle || t('title')} – ${t('live')}`;
+  $('subtitle').textContent = [ev.subTitle, ev.location, dateText(ev.startDate)].filter(Boolean).join(' · ');
   const st = $('status');
   st.hidden = !ev.status;
-  st.textContent = ev.status ?? '';
+  st.textContent = eventStatusText(ev.status);
 }
 
 function renderRaceSelect() {
@@ -289,7 +253,7 @@ function renderRaceSelect() {
   const groups = new Map();
   for (const k of raceKeys()) {
     const cls = classOf(raceById(k));
-    const label = cls ? (cls.longTitle || cls.name) : 'Other';
+    const label = cls ? (cls.longTitle || cls.name) : t('other');
     if (!groups.has(label)) groups.set(label, []);
     groups.get(label).push(k);
   }
@@ -303,126 +267,48 @@ function renderRaceSelect() {
 function renderCategories() {
   const cats = classOf(raceById(S.raceKey))?.categories ?? [];
   if (!cats.some((c) => c.catId === S.cat)) S.cat = '';
-  $('cat-select').innerHTML = `<option value="">All</option>${
+  $('cat-select').innerHTML = `<option value="">${esc(t('all'))}</option>${
     cats.map((c) => `<option value="${esc(c.catId)}"${c.catId === S.cat ? ' selected' : ''}>${esc(c.name || c.catId)}</option>`).join('')}`;
   $('cat-label').hidden = cats.length === 0;
 }
 
-function gateHtml(g) {
-  const p = g.penalty;
-  const cls = p == null ? 'pn' : p >= 50 ? 'p50' : p > 0 ? 'p2' : 'p0';
-  const rev = g.type === 'reverse' ? ' rev' : '';
-  const title = `Gate ${g.number}${g.type === 'reverse' ? ' (upstream)' : ''}: ${p == null ? 'not yet' : `${p} s`}`;
-  return `<li class="${cls}${rev}" title="${esc(title)}"><span class="num">${g.number}</span><b>${p == null ? '·' : p}</b></li>`;
-}
-
-function clockText(e) {
-  const c = S.clocks.get(`${e.raceId}|${e.bib}`);
-  if (e.time == null) return e.dtStart ? '0.0' : '–';
-  if (e.completed || e.dtFinish) return sec(e.time);
-  const extra = c ? Math.min(performance.now() - c.at, 4000) : 0;
-  return ((e.time + extra / 10) / 100).toFixed(1);
-}
-
-function renderOnCourse() {
-  const list = S.oncourse;
-  $('oncourse').hidden = list.length === 0;
-  $('oncourse-list').innerHTML = list.map((e) => {
-    const ttb = e.ttbDiff ? `<span class="ttb ${String(e.ttbDiff).startsWith('-') ? 'ahead' : 'behind'}">${esc(e.ttbDiff)}${e.ttbName ? ` vs ${esc(e.ttbName)}` : ''}</span>` : '';
-    const done = e.completed || e.dtFinish;
-    return `<article class="rider" data-bib="${esc(e.bib)}">
-<div class="line1"><span class="who">${esc(e.bib)} · ${esc(e.name)}</span><span class="clock" data-clock="${esc(`${e.raceId}|${e.bib}`)}">${clockText(e)}</span></div>
-<div class="line1"><span class="club">${esc(e.club)}</span><span class="racename">${esc(raceLabel(groupKey(e.raceId), true))}</span></div>
-<div class="facts"><span>Pen ${penS(e.pen) || 0}</span>${done && e.total != null ? `<span>Total ${sec(e.total)}</span>` : ''}${e.rank ? `<span>Rank ${esc(e.rank)}</span>` : ''}${ttb}${done ? '<span>Finished</span>' : ''}</div>
-<ul class="gates" aria-label="Gate penalties">${(e.gates ?? []).map(gateHtml).join('')}</ul></article>`;
-  }).join('');
-}
-
-function tickClocks() {
-  for (const el of document.querySelectorAll('[data-clock]')) {
-    const e = S.oncourse.find((x) => `${x.raceId}|${x.bib}` === el.dataset.clock);
-    if (e) el.textContent = clockText(e);
-  }
-}
-
-function statusCell(status) {
-  return status ? `<span class="st">${esc(status)}</span>` : '';
-}
-
-function runCell(time, pen, status, better) {
-  if (status && time == null) return statusCell(status);
-  if (time == null) return '';
-  return `<span${better ? ' class="better"' : ''}>${sec(time)}</span><span class="pen">${penS(pen) ? `+${penS(pen)}` : ''}</span>${status ? statusCell(status) : ''}`;
-}
-
-function renderResults() {
-  const rows0 = S.results.get(S.raceKey);
-  if (!rows0) return '<p class="empty">Loading…</p>';
-  const cat = S.cat;
-  let rows = cat ? rows0.filter((r) => r.catId === cat) : rows0;
-  if (cat) rows = [...rows].sort((a, b) => (a.catRnk ?? Infinity) - (b.catRnk ?? Infinity) || byRank(a, b));
-  if (!rows.length) return '<p class="empty">No results yet.</p>';
-  const br = isBestRun(S.raceKey) && rows.some((r) => 'totalTotal' in r);
-  const now = Date.now();
-  const head = br
-    ? '<th class="n" scope="col">Run 1</th><th class="n" scope="col">Run 2</th>'
-    : '<th class="n" scope="col">Time</th><th class="n wide" scope="col">Pen</th>';
-  const body = rows.map((r) => {
-    const t = S.flash.get(`${S.raceKey}|${r.bib}`);
-    const age = t ? now - t : Infinity;
-    const hi = age < HIGHLIGHT_MS ? ` class="hi" data-age="${age}"` : '';
-    const rank = cat ? r.catRnk : r.rnk;
-    const behind = cat ? r.catTotalBehind : r.totalBehind;
-    let cells;
-    let total;
-    if (br) {
-      const both = r.prevTime != null || r.prevStatus;
-      cells = both
-        ? `<td class="n">${runCell(r.prevTime, r.prevPen, r.prevStatus, r.betterRunNr === 1)}</td><td class="n">${runCell(r.time, r.pen, r.currStatus, r.betterRunNr === 2)}</td>`
-        : `<td class="n">${runCell(r.time, r.pen, r.currStatus ?? r.status, false)}</td><td class="n"></td>`;
-      total = r.totalTotal != null ? sec(r.totalTotal) : statusCell(r.status);
-    } else {
-      cells = `<td class="n">${r.status && r.time == null ? '' : sec(r.time)}</td><td class="n wide">${penS(r.pen)}</td>`;
-      total = r.status ? statusCell(r.status) : sec(r.total);
-    }
-    return `<tr data-bib="${esc(r.bib)}"${hi}><td class="n">${rank ?? ''}</td><td class="n">${esc(r.bib)}</td><td>${esc(r.name)}<span class="club">${esc(r.club)}</span></td>${cells}<td class="n"><b>${total}</b></td><td class="n">${esc(rank === 1 ? '' : behind ?? '')}</td></tr>`;
-  }).join('');
-  return `<table><caption>${esc(raceLabel(S.raceKey, true))}${cat ? ` · ${esc(cat)}` : ''}</caption><thead><tr><th class="n" scope="col">#</th><th class="n" scope="col">Bib</th><th scope="col">Name</th>${head}<th class="n" scope="col">Total</th><th class="n" scope="col">Behind</th></tr></thead><tbody>${body}</tbody></table>`;
-}
-
-function renderStartlist() {
-  const sl = S.startlist;
-  if (!sl || sl.key !== S.raceKey) return '<p class="empty">Loading…</p>';
-  const rows = S.cat ? sl.rows.filter((r) => r.catId === S.cat) : sl.rows;
-  if (!rows.length) return '<p class="empty">No start list.</p>';
-  return `<table><caption>Start list · ${esc(raceLabel(S.raceKey, true))}</caption><thead><tr><th class="n" scope="col">Order</th><th class="n" scope="col">Bib</th><th scope="col">Name</th><th class="n" scope="col">Start</th></tr></thead><tbody>${
-    rows.map((r) => `<tr><td class="n">${esc(r.startOrder)}</td><td class="n">${esc(r.bib)}</td><td>${esc(r.name)}<span class="club">${esc(r.club)}</span></td><td class="n">${esc(clockOf(r.startTime))}</td></tr>`).join('')
-  }</tbody></table>`;
-}
-
-function renderSchedule() {
-  const live = new Set(S.oncourse.map((e) => groupKey(e.raceId)));
-  const rows = sortedRaces().map((r) => {
-    const k = groupKey(r.raceId);
-    const cls = classOf(r);
-    const status = live.has(k) ? 'On course now' : (RACE_STATUS[r.raceStatus] ?? '');
-    return `<tr><td class="n">${esc(clockOf(r.startTime))}</td><td><a href="#" data-race="${esc(k)}">${esc(cls?.name ?? r.raceId)}</a> <span class="club">${esc(RACE_TYPE[r.raceType] ?? r.raceType)}</span></td><td>${esc(status)}</td></tr>`;
-  }).join('');
-  return `<table><caption>Schedule</caption><thead><tr><th class="n" scope="col">Start</th><th scope="col">Race</th><th scope="col">Status</th></tr></thead><tbody>${rows}</tbody></table>`;
-}
-
 function renderView() {
   const v = $('view');
+  // Re-rendering must not take the keyboard focus away from a star or a name.
+  const focused = document.activeElement?.closest?.('#view [data-star], #view [data-open]');
+  const refocus = focused && (focused.dataset.star ? `[data-star="${focused.dataset.star}"]` : `[data-open="${focused.dataset.open}"]`);
   v.innerHTML = S.tab === 'startlist' ? renderStartlist() : S.tab === 'schedule' ? renderSchedule() : renderResults();
   // The highlight keeps fading from where it was (CSSOM, allowed by the page's CSP).
   for (const tr of v.querySelectorAll('tr.hi')) tr.style.animationDelay = `-${tr.dataset.age / 1000}s`;
   for (const b of document.querySelectorAll('.tabs button')) b.setAttribute('aria-pressed', String(b.dataset.tab === S.tab));
+  if (refocus) v.querySelector(refocus)?.focus();
 }
 
 function render() {
+  renderLabels();
   renderHeader();
   renderOnCourse();
   renderView();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rider detail (a dialog: focus kept inside, Escape closes, focus returns to the row)
+
+async function openDetail(bib) {
+  const dlg = $('detail');
+  const key = S.raceKey;
+  $('detail-body').innerHTML = `<p class="empty">${t('loading')}</p>`;
+  if (!dlg.open) dlg.showModal();
+  try {
+    const body = await api(`/events/${enc(S.eventId)}/results/${enc(key)}?detailed=true`);
+    const row = body.results.find((r) => String(r.bib) === String(bib));
+    if (!row) throw new Error(t('noResults'));
+    $('detail-body').innerHTML = detailHtml(row, raceById(key), isBestRun(key) && 'totalTotal' in row);
+    $('detail-body').dataset.bib = String(bib);
+  } catch (e) {
+    $('detail-body').innerHTML = `<p class="message">${esc(e.message)}</p>`;
+  }
+  dlg.querySelector('[data-close]')?.focus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -441,6 +327,7 @@ async function selectRace(key, byUser) {
   S.raceKey = key;
   if (byUser) S.userPicked = true;
   renderRaceSelect();
+  renderTools();
   writeHash();
   renderView();
   try {
@@ -460,11 +347,48 @@ async function selectTab(tab) {
   }
 }
 
+function wireTools() {
+  for (const b of document.querySelectorAll('[data-lang]')) {
+    b.addEventListener('click', () => {
+      setLang(b.dataset.lang);
+      renderRaceSelect();
+      render();
+    });
+  }
+  $('search').addEventListener('input', (e) => { S.q = e.target.value.slice(0, 100); renderView(); });
+  $('fav-only').addEventListener('click', () => { S.favOnly = !S.favOnly; renderTools(); renderView(); });
+  $('bell').addEventListener('click', async () => { await fav.askPermission(); renderTools(); });
+  $('follow').addEventListener('click', () => {
+    if (!S.userPicked) return;
+    S.userPicked = false;
+    const k = followKey();
+    if (k) selectRace(k, false); else { renderTools(); writeHash(); }
+  });
+  $('detail').addEventListener('click', (e) => {
+    if (e.target.closest('[data-close]') || e.target === $('detail')) $('detail').close();
+  });
+  $('detail').addEventListener('close', () => {
+    const bib = $('detail-body').dataset.bib;
+    if (bib) $('view').querySelector(`[data-open="${CSS.escape(bib)}"]`)?.focus();
+  });
+}
+
 function wire() {
+  wireTools();
   $('race-select').addEventListener('change', (e) => selectRace(e.target.value, true));
   $('cat-select').addEventListener('change', (e) => { S.cat = e.target.value; writeHash(); renderView(); });
   for (const b of document.querySelectorAll('.tabs button')) b.addEventListener('click', () => selectTab(b.dataset.tab));
   $('view').addEventListener('click', (e) => {
+    const star = e.target.closest('[data-star]');
+    if (star) {
+      fav.toggleFav(star.dataset.star);
+      renderTools();
+      renderView();
+      renderOnCourse();
+      return;
+    }
+    const open = e.target.closest('[data-open]');
+    if (open) { openDetail(open.dataset.open); return; }
     const a = e.target.closest('[data-race]');
     if (!a) return;
     e.preventDefault();
@@ -484,9 +408,9 @@ async function chooseEvent() {
   if (running.length === 1) return running[0].eventId;
   $('events').hidden = false;
   $('event-list').innerHTML = events.length
-    ? events.map((e) => `<li><a href="#e=${esc(enc(e.eventId))}">${esc(e.mainTitle)} <span class="club">${esc([e.location, e.startDate, e.status].filter(Boolean).join(' · '))}</span></a></li>`).join('')
-    : '<li class="empty">No public event yet.</li>';
-  setConn('final', 'No event selected');
+    ? events.map((e) => `<li><a href="#e=${esc(enc(e.eventId))}">${esc(e.mainTitle)} <span class="club">${esc([e.location, dateText(e.startDate), eventStatusText(e.status)].filter(Boolean).join(' · '))}</span></a></li>`).join('')
+    : `<li class="empty">${t('noPublic')}</li>`;
+  setConn('final', 'noEvent');
   return null;
 }
 
@@ -498,6 +422,8 @@ async function start() {
   try {
     S.eventId = p.get('e') || (await chooseEvent());
     if (!S.eventId) return;
+    fav.loadFavs(S.eventId);
+    renderTools();
     $('events').hidden = true;
     writeHash();
     // The socket's first message is a `full`; the lists are fetched once it is there, so no
@@ -505,8 +431,8 @@ async function start() {
     // event, blocked WebSocket) `retry` reads everything over REST.
     connect();
   } catch (e) {
-    showError(e.status === 404 ? new Error('This event is not available.') : e);
-    setConn('offline', 'Offline – retrying');
+    showError(e.status === 404 ? new Error(t('unavailable')) : e);
+    setConn('offline', 'offline');
     setTimeout(start, 5000);
   }
 }
@@ -516,5 +442,6 @@ addEventListener('hashchange', () => {
   if (e && e !== S.eventId) location.reload();
 });
 
+renderLabels();
 wire();
 start();

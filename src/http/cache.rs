@@ -234,7 +234,11 @@ mod tests {
         for n in 0..100 {
             let reply = cache.reply(key(n), "epoch", 1, &HeaderMap::new(), || Ok(body.clone()));
             assert_eq!(reply.map(|r| r.status()).ok(), Some(StatusCode::OK));
-            assert!(cache.held_bytes() <= MAX_CACHED_BYTES, "{} bytes", cache.held_bytes());
+            assert!(
+                cache.held_bytes() <= MAX_CACHED_BYTES,
+                "{} bytes",
+                cache.held_bytes()
+            );
         }
         assert!(cache.lock().map.contains_key(&key(99)));
         assert!(cache.held_bytes() >= 2 * 1024 * 1024);
@@ -253,6 +257,10 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(computed, 2, "once per version");
-        assert_eq!(cache.held_bytes(), 2000, "one entry, reserved twice its body");
+        assert_eq!(
+            cache.held_bytes(),
+            2000,
+            "one entry, reserved twice its body"
+        );
     }
 }

@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod cache;
 pub mod error;
+pub mod log_ring;
 pub mod metrics;
 pub mod routes;
 pub mod static_files;
@@ -242,6 +243,10 @@ pub struct AppState {
     pub ws_per_ip: Arc<PerIp>,
     /// Public GET bodies as bytes, per event version.
     pub cache: Arc<cache::ResponseCache>,
+    /// The database file, for the operator status's sizes (`None`: not reported).
+    pub db_path: Option<std::path::PathBuf>,
+    /// The daemon's `--merge-strategy`, for the operator status (events may override it).
+    pub default_strategy: crate::model::MergeStrategy,
 }
 
 impl AppState {
@@ -268,7 +273,20 @@ impl AppState {
             frontend: static_files::Frontend::default(),
             ws_per_ip: Arc::default(),
             cache,
+            db_path: None,
+            default_strategy: crate::model::MergeStrategy::default(),
         }
+    }
+
+    /// What the operator status reports of storage and merging.
+    pub fn with_store_info(
+        mut self,
+        db_path: std::path::PathBuf,
+        default_strategy: crate::model::MergeStrategy,
+    ) -> AppState {
+        self.db_path = Some(db_path);
+        self.default_strategy = default_strategy;
+        self
     }
 
     /// Serves `GET /api/v1/events/{eventId}/ws` with this hub and adds its numbers to

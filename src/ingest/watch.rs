@@ -59,6 +59,11 @@ pub struct WatcherStatus {
     pub imports: u64,
     pub last_import_file: Option<String>,
     pub last_import_at: Option<String>,
+    /// Rows the last import changed (0: an identical export).
+    pub last_rows_changed: Option<u64>,
+    /// Exports the merge loop refused for good (e.g. the event is official); the reason is
+    /// in `last_error`.
+    pub refusals: u64,
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
 }
@@ -358,6 +363,7 @@ impl FolderTask {
                     st.imports += 1;
                     st.last_import_file = Some(file.display().to_string());
                     st.last_import_at = Some(crate::time::now_iso());
+                    st.last_rows_changed = Some(rows_changed as u64);
                 }
                 true
             }
@@ -371,6 +377,9 @@ impl FolderTask {
                 let for_good = !matches!(e, crate::merge::MergeError::Store(_));
                 if for_good {
                     self.rejected.insert(file.to_owned(), hash);
+                    if let Ok(mut st) = self.status.lock() {
+                        st.refusals += 1;
+                    }
                 }
                 self.fail(Some(file), format!("not imported: {e}"));
                 for_good

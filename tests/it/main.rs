@@ -9,6 +9,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod browser_operator;
+mod browser_pages;
 mod browser_spectator;
 mod c123_codec;
 mod c123_frame;
@@ -34,6 +36,7 @@ mod http_static;
 mod layers;
 mod merge_loop_fixes;
 mod merge_strategy;
+mod operator_api;
 mod readme_settings;
 mod security;
 mod store_integrity;

@@ -1,9 +1,8 @@
 //! Security: per-address connection caps, X-Forwarded-For only from trusted proxies, the
 //! request-head size limit, and secrets that never reach the logs.
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use crate::support::*;
@@ -145,37 +144,9 @@ async fn oversized_request_heads_are_refused() {
     assert_eq!(s.get("/health").await.0, 200);
 }
 
-/// A `MakeWriter` into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_never_reach_the_logs() {
-    let logs = Captured::default();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(logs.clone())
-            .finish(),
-    )
-    .expect("only test of this binary that sets a subscriber");
+    let capture = crate::support::logs::logs().capture().await;
 
     let s = start().await;
     let key = s.create_event("ev").await;
@@ -231,7 +202,7 @@ async fn keys_never_reach_the_logs() {
     s.shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = capture.text();
     assert!(
         text.contains("request"),
         "debug request logs were captured: {text}"

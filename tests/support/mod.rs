@@ -1,7 +1,9 @@
 //! A real server for HTTP tests: the daemon as `serve` wires it (`app::App::start`) on a
 //! SQLite file in a temp dir and 127.0.0.1 port 0, and a real HTTP client.
 
+pub mod browser;
 pub mod frames;
+pub mod logs;
 pub mod openapi;
 pub mod tcp_source;
 pub mod wait;

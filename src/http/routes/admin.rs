@@ -13,7 +13,7 @@ use super::admin_body::{
     StatusBody, StorageBody,
 };
 use super::body::{json, ok, Res, StrictJson};
-use super::extract::{EventId, EventKeyFor, MasterKey};
+use super::extract::{EventAdmin, EventId, EventKeyFor, MasterKey};
 use crate::http::auth::validity_iso;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::AppState;
@@ -23,7 +23,8 @@ use crate::model::{EventConfig, EventStatus};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/admin/events", post(create_event).get(list))
-        .route("/api/v1/admin/status", get(status))
+        .route("/api/v1/admin/status", get(super::admin_status::status))
+        .route("/api/v1/admin/log", get(super::admin_status::log))
         .route("/api/v1/admin/storage", put(set_storage))
         .route(
             "/api/v1/admin/events/{eventId}",
@@ -121,39 +122,6 @@ struct AdminEvent {
     created_at: String,
 }
 
-/// `GET /api/v1/admin/status`: what the operator needs to see of the inputs.
-async fn status(State(state): State<AppState>, _: MasterKey) -> Res {
-    let sources: Vec<crate::ingest::tcp::SourceStatus> = state
-        .inputs
-        .sources
-        .iter()
-        .filter_map(|s| s.lock().ok().map(|s| s.report()))
-        .collect();
-    let watcher = state
-        .inputs
-        .watcher
-        .as_ref()
-        .and_then(|w| w.lock().ok().map(|w| w.clone()));
-    let snap = state.merge.snapshot();
-    ok(&serde_json::json!({
-        "mergeLoopRunning": state.merge.is_running(),
-        "lastCommitFailed": state.merge.last_commit_failed(),
-        "snapshotAgeMs": snap.committed_at.elapsed().as_millis() as u64,
-        "epoch": snap.epoch,
-        "events": snap.events.values().map(|e| serde_json::json!({
-            "eventId": e.header.event_id,
-            "status": e.header.status.as_str(),
-            "seq": e.header.seq,
-            "hasXmlData": e.header.has_xml_data,
-            "onCourse": e.oncourse.len(),
-        })).collect::<Vec<_>>(),
-        "tcpSources": sources,
-        "xmlWatcher": watcher,
-        // Stored rows start-up could not read and left out (count, first 100 listed).
-        "skippedRows": state.merge.skipped_rows(),
-    }))
-}
-
 /// `PUT /api/v1/admin/storage` `{"maxDbSizeMb": N|null}`: changes the `--max-db-size` cap at
 /// runtime (X-Master-Key), so refused inputs apply again without a restart.
 async fn set_storage(
@@ -225,7 +193,7 @@ struct StatusChanged {
 
 async fn set_status(
     State(state): State<AppState>,
-    EventKeyFor(event): EventKeyFor,
+    EventAdmin(event): EventAdmin,
     StrictJson(body): StrictJson<StatusBody>,
 ) -> Res {
     let to = validate_status(body)?;
@@ -258,7 +226,7 @@ async fn get_config(EventKeyFor(event): EventKeyFor) -> Res {
 
 async fn set_config(
     State(state): State<AppState>,
-    EventKeyFor(event): EventKeyFor,
+    EventAdmin(event): EventAdmin,
     StrictJson(body): StrictJson<EventConfig>,
 ) -> Res {
     let patch = validate_config(body)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, Path};
 use hyper::http::request::Parts;
 
-use crate::http::auth::{check_api_key, check_api_key_for, check_master};
+use crate::http::auth::{check_api_key, check_api_key_for, check_master, MASTER_KEY_HEADER};
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::model::Event;
@@ -97,5 +97,33 @@ impl FromRequestParts<AppState> for EventKeyFor {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let EventId(id) = EventId::from_request_parts(parts, state).await?;
         check_api_key_for(&parts.headers, &state.merge.snapshot(), &id).map(EventKeyFor)
+    }
+}
+
+/// The event the URL names, for a request that may change it: with the event's own
+/// `X-API-Key` (live-mini's rule), or with `X-Master-Key` (the operator console, which must
+/// still act on an event whose key is outside its validity window, e.g. to make it official
+/// the day after). A request that sends a master key is judged by it alone: a wrong one is a
+/// 401, never a fall-back to the API key.
+pub struct EventAdmin(pub Arc<Event>);
+
+impl FromRequestParts<AppState> for EventAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if !parts.headers.contains_key(MASTER_KEY_HEADER) {
+            return EventKeyFor::from_request_parts(parts, state)
+                .await
+                .map(|EventKeyFor(e)| EventAdmin(e));
+        }
+        let EventId(id) = EventId::from_request_parts(parts, state).await?;
+        MasterKey::from_request_parts(parts, state).await?;
+        state
+            .merge
+            .snapshot()
+            .event(&id)
+            .cloned()
+            .map(EventAdmin)
+            .ok_or_else(|| ApiError::not_found(format!("Event not found: {id}")))
     }
 }

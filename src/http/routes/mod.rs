@@ -13,6 +13,7 @@
 
 mod admin;
 mod admin_body;
+mod admin_status;
 pub mod body;
 pub mod extract;
 mod ingest;

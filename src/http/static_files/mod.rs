@@ -31,7 +31,10 @@ use hyper::header::{
 use hyper::StatusCode;
 use sha2::{Digest, Sha256};
 
+mod embedded;
 mod negotiate;
+
+use embedded::{EMBEDDED, OPERATOR_PATHS};
 
 pub use negotiate::{accepts_gzip, accepts_html, etag_matches};
 
@@ -46,30 +49,6 @@ pub const MIN_GZIP: usize = 512;
 const MAX_GZIP: u64 = 8 * 1024 * 1024;
 /// Bytes of compressed folder files kept in memory at most.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
-
-/// The page in `web/`, embedded at build time: (URL path, content type, bytes).
-const EMBEDDED: &[(&str, &str, &[u8])] = &[
-    (
-        "/index.html",
-        "text/html; charset=utf-8",
-        include_bytes!("../../../web/index.html"),
-    ),
-    (
-        "/app.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../../web/app.js"),
-    ),
-    (
-        "/style.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../../web/style.css"),
-    ),
-    (
-        "/icon.svg",
-        "image/svg+xml",
-        include_bytes!("../../../web/icon.svg"),
-    ),
-];
 
 /// The built-in page allows nothing from other origins (venues often have no internet, and a
 /// spectator page needs no third party).
@@ -209,34 +188,35 @@ impl Frontend {
             return ApiError::not_found("Resource not found").into_response();
         };
         let wants_html = accepts_html(headers);
+        let key = if segments.is_empty() {
+            "/index.html".to_owned()
+        } else {
+            format!("/{}", segments.join("/"))
+        };
+        let own = OPERATOR_PATHS.contains(&key.as_str());
         match self {
-            Frontend::Embedded => {
+            Frontend::Dir(dir) if !own => {
+                let dir = Arc::clone(dir);
+                let headers = headers.clone();
+                tokio::task::spawn_blocking(move || dir.serve(&segments, wants_html, &headers))
+                    .await
+                    .unwrap_or_else(|_| ApiError::not_found("Resource not found").into_response())
+            }
+            _ => {
                 let assets = embedded();
-                let key = if segments.is_empty() {
-                    "/index.html".to_owned()
-                } else {
-                    format!("/{}", segments.join("/"))
-                };
-                let (asset, is_index) = match assets.get(key.as_str()) {
-                    Some(a) => (a, key == "/index.html"),
+                let (asset, is_html) = match assets.get(key.as_str()) {
+                    Some(a) => (a, a.content_type.starts_with("text/html")),
                     None if wants_html => (&assets["/index.html"], true),
                     None => return ApiError::not_found("Resource not found").into_response(),
                 };
                 let mut resp = respond(asset, headers, "no-cache");
-                if is_index {
+                if is_html {
                     resp.headers_mut().insert(
                         "content-security-policy",
                         HeaderValue::from_static(EMBEDDED_CSP),
                     );
                 }
                 resp
-            }
-            Frontend::Dir(dir) => {
-                let dir = Arc::clone(dir);
-                let headers = headers.clone();
-                tokio::task::spawn_blocking(move || dir.serve(&segments, wants_html, &headers))
-                    .await
-                    .unwrap_or_else(|_| ApiError::not_found("Resource not found").into_response())
             }
         }
     }
