@@ -239,6 +239,8 @@ pub struct AppState {
     pub frontend: static_files::Frontend,
     /// Open WebSocket clients per client address (`max_ws_per_ip`).
     pub ws_per_ip: Arc<PerIp>,
+    /// c123-scoreboard's `/ws` and REST; without it those routes answer 404.
+    pub scoreboard: Option<crate::scoreboard::Scoreboard>,
 }
 
 impl AppState {
@@ -260,6 +262,7 @@ impl AppState {
             hub: None,
             frontend: static_files::Frontend::default(),
             ws_per_ip: Arc::default(),
+            scoreboard: None,
         }
     }
 
@@ -268,6 +271,12 @@ impl AppState {
     pub fn with_hub(mut self, hub: crate::hub::Hub) -> AppState {
         self.metrics.set_hub(hub.clone());
         self.hub = Some(hub);
+        self
+    }
+
+    /// Serves c123-scoreboard's routes with this service.
+    pub fn with_scoreboard(mut self, scoreboard: crate::scoreboard::Scoreboard) -> AppState {
+        self.scoreboard = Some(scoreboard);
         self
     }
 
