@@ -4,6 +4,7 @@
 //! venue-wide: the event the timing system feeds). It keeps only what the protocol needs
 //! across changes: the served event's id and the current race.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -25,8 +26,10 @@ pub fn served_event<'s>(snapshot: &'s Snapshot, explicit: Option<&str>) -> Optio
 }
 
 /// The race running now: the operator's `activeRaceId` when set; else the race of the rider
-/// nearest the finish; else the one the feed last called current (riders leave the course
-/// between starts); else the last race in running order with `RaceStatus` 3 (running).
+/// longest on the course (the scoreboard's current competitor; riders waiting in the start
+/// gate have no start time and do not count); else the one the feed last called current
+/// (riders leave the course between starts); else the last race in running order with
+/// `RaceStatus` 3 (running).
 pub fn current_race(event: &Event, previous: Option<&str>) -> Option<String> {
     let known = |id: &str| event.races.contains_key(id);
     if let Some(id) = event
@@ -38,7 +41,12 @@ pub fn current_race(event: &Event, previous: Option<&str>) -> Option<String> {
     {
         return Some(id.to_owned());
     }
-    if let Some(e) = event.oncourse.iter().min_by_key(|e| e.position) {
+    let started = event
+        .oncourse
+        .iter()
+        .filter_map(|e| Some((e.dt_start.as_deref()?, e)));
+    // `HH:MM:SS.mmm` compares as text; the list never spans midnight in practice.
+    if let Some((_, e)) = started.min_by_key(|(t, _)| *t) {
         return Some(e.race_id.clone());
     }
     if let Some(id) = previous.filter(|id| known(id)) {
@@ -58,6 +66,9 @@ pub struct Feed {
     /// The event served in the last snapshot seen.
     event_id: Option<String>,
     current: Option<String>,
+    /// `(race, bib)` of the riders shown finished in the last on-course list (bounded by the
+    /// on-course list's own bound).
+    finished: BTreeSet<(String, u32)>,
 }
 
 impl Feed {
@@ -112,6 +123,7 @@ impl Feed {
             let had = self.event_id.is_some();
             self.event_id = id;
             self.current = served.and_then(|ev| current_race(ev, None));
+            self.finished.clear();
             // A scoreboard that showed another event reloads and starts from the greeting;
             // one that showed nothing yet just gets the new event's state.
             return if had {
@@ -132,6 +144,11 @@ impl Feed {
         self.on_change(ev, change, &snapshot.epoch)
     }
 
+    /// One event's change. Order: `XmlChange` and `Schedule` (structure), `RaceConfig`, the
+    /// `Results` of other races, the current race's `Results`, `OnCourse`. Two exceptions put
+    /// a `Results` after the `OnCourse`, because the scoreboard only accepts the table of the
+    /// race its current competitor is in and highlights a finisher on the next table: when the
+    /// current race moved, and when a rider's `dtFinish` appeared.
     fn on_change(&mut self, ev: &Event, change: &EventChange, epoch: &str) -> Vec<Msg> {
         let mut out = Vec::new();
         let before = self.current.take();
@@ -152,41 +169,55 @@ impl Feed {
                 out.push(("RaceConfig", cfg));
             }
         }
-        let mut races: Vec<&str> = change
+        let changed: BTreeSet<&str> = change
             .results
             .iter()
             .chain(&change.removed_results)
             .map(|(race, _)| race.as_str())
             .collect();
-        races.sort_unstable();
-        races.dedup();
-        // The current race's table goes last: it is the one the scoreboard then shows.
-        let current = self.current.as_deref();
-        races.retain(|r| Some(*r) != current);
-        let current_changed = races.len()
-            < change
-                .results
-                .iter()
-                .chain(&change.removed_results)
-                .map(|(r, _)| r.as_str())
-                .collect::<std::collections::BTreeSet<_>>()
-                .len();
-        for race in races {
+        let current = self.current.clone();
+        for race in changed.iter().filter(|r| Some(**r) != current.as_deref()) {
             if let Some(r) = wire::results(ev, race, false) {
                 out.push(("Results", r));
             }
         }
-        if current_changed || current_moved || change.structure {
-            if let Some(r) = current.and_then(|race| wire::results(ev, race, true)) {
-                out.push(("Results", r));
-            }
+        let current_changed = current.as_deref().is_some_and(|c| changed.contains(c));
+        let mut after = current_moved;
+        if (current_changed || change.structure) && !current_moved {
+            self.push_results(&mut out, ev, current.as_deref());
         }
         if change.oncourse {
             out.push(("OnCourse", wire::oncourse(ev)));
+            after |= self.new_finish(ev);
+        }
+        if after {
+            self.push_results(&mut out, ev, current.as_deref());
         }
         if change.deleted {
             out.push(("ForceRefresh", wire::force_refresh("The event was deleted")));
         }
         out
+    }
+
+    fn push_results(&self, out: &mut Vec<Msg>, ev: &Event, race: Option<&str>) {
+        if let Some(r) = race.and_then(|race| wire::results(ev, race, true)) {
+            out.push(("Results", r));
+        }
+    }
+
+    /// Whether a rider of the current race shows a `dtFinish` the last list did not.
+    fn new_finish(&mut self, ev: &Event) -> bool {
+        let finished: BTreeSet<(String, u32)> = ev
+            .oncourse
+            .iter()
+            .filter(|e| e.dt_finish.is_some())
+            .map(|e| (e.race_id.clone(), e.bib))
+            .collect();
+        let current = self.current.as_deref();
+        let new = finished
+            .difference(&self.finished)
+            .any(|(race, _)| Some(race.as_str()) == current);
+        self.finished = finished;
+        new
     }
 }

@@ -99,12 +99,15 @@ fn sub_title(race: Option<&Race>, results: bool) -> String {
     }
 }
 
-/// `OnCourse`: the whole on-course list (the scoreboard replaces its list when
-/// `total == competitors.len()`).
+/// `OnCourse`: every rider who has started (riders waiting in the start gate have no
+/// `dtStart`, and the scoreboard leaves them out). `total` is the number sent: the scoreboard
+/// replaces its whole list only when `total == competitors.len()`, so a finished rider who
+/// left the course disappears from it.
 pub fn oncourse(event: &Event) -> Value {
     let list: Vec<Value> = event
         .oncourse
         .iter()
+        .filter(|e| e.dt_start.is_some())
         .map(|e| oncourse_rider(event, e))
         .collect();
     json!({ "total": list.len(), "competitors": list })
