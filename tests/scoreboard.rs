@@ -34,13 +34,19 @@ struct Daemon {
     _dir: tempfile::TempDir,
 }
 
+/// The daemon with `--event` (and a TCP port), or else with an XML folder (`xml/` in its
+/// temp dir): the direct mode where sources feed the event of the folder's export.
 async fn start(event: Option<&str>, scoreboard: ScoreboardSettings) -> Daemon {
     let dir = tempfile::tempdir().expect("tempdir");
+    let xml_dir = dir.path().join("xml");
+    std::fs::create_dir(&xml_dir).expect("xml dir");
     let app = App::start(Settings {
+        xml_dir: event.is_none().then_some(xml_dir),
         db: dir.path().join("live.db"),
         synchronous: Synchronous::Off,
         listen: "127.0.0.1:0".parse().expect("addr"),
-        tcp_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        // A source needs an event to feed (`--event`, or the `--xml-dir` export's).
+        tcp_listen: event.map(|_| "127.0.0.1:0".parse().expect("addr")),
         event: event.map(str::to_owned),
         http: common::settings(),
         scoreboard: ScoreboardSettings {
@@ -560,5 +566,159 @@ async fn bib_9_finish_reaches_the_scoreboard_as_c123_server_sends_it() {
         m9["run2"],
         json!({"time": 51200, "pen": 52, "total": 103200, "rank": m9["run2"]["rank"]})
     );
+    d.stop().await;
+}
+
+/// Waits for a message of `kind` (other kinds are skipped); `None` after `wait`.
+async fn next_of(ws: &mut Ws, kind: &str, wait: Duration) -> Option<Value> {
+    let until = Instant::now() + wait;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match next(ws, left).await {
+            Some(m) if m["type"] == kind => return Some(m),
+            Some(_) => {}
+            None => return None,
+        }
+    }
+    None
+}
+
+/// Without `--event` the scoreboard serves the event the TCP sources feed (the one the XML
+/// folder imported last); it starts with nothing served, REST says so, and a connected
+/// scoreboard is given the event's state when the export arrives. Bad input is a 4xx naming what is wrong, the refresh
+/// broadcast needs the master key, and the scoreboard count has its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_event_the_imported_event_is_served() {
+    let d = start(
+        None,
+        ScoreboardSettings {
+            max_clients: 2,
+            ..ScoreboardSettings::default()
+        },
+    )
+    .await;
+    let (st, body) = d.board("/api/xml/schedule").await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (404, Some("NotFound")),
+        "{body}"
+    );
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("No event is served")));
+    let (_, status) = d.board("/api/xml/status").await;
+    assert_eq!(status["available"], false);
+    let port: u16 = d
+        .board
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let (_, disc) = d.board("/api/discover").await;
+    assert_eq!(
+        (&disc["service"], &disc["port"], &disc["eventName"]),
+        (&json!("c123-server"), &json!(port), &Value::Null)
+    );
+
+    let mut ws = d.connect().await;
+    let hello = next(&mut ws, Duration::from_secs(5))
+        .await
+        .expect("Connected");
+    assert_eq!(
+        (&hello["type"], &hello["data"]["xmlLoaded"]),
+        (&json!("Connected"), &json!(false))
+    );
+    let file = d._dir.path().join("xml").join("jarni-2024.xml");
+    std::fs::write(&file, fixture_xml()).expect("export into the folder");
+    let schedule = next_of(&mut ws, "Schedule", Duration::from_secs(15))
+        .await
+        .expect("Schedule once the event exists");
+    assert!(schedule["data"]["races"]
+        .as_array()
+        .is_some_and(|r| r.len() > 4));
+
+    // The same routes on the main listener, with CORS for a page served elsewhere.
+    let r = d
+        .http
+        .get(format!("{}/api/discover", d.api))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        r.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.as_bytes()),
+        Some(&b"*"[..])
+    );
+    let disc: Value = r.json().await.expect("json");
+    assert!(
+        disc["eventName"].as_str().is_some_and(|n| !n.is_empty()),
+        "{disc}"
+    );
+    let (_, status) = d.board("/api/xml/status").await;
+    assert_eq!(
+        (&status["available"], &status["scheduleCount"]),
+        (
+            &json!(true),
+            &schedule["data"]["races"].as_array().map(|r| r.len()).into()
+        )
+    );
+    let (st, race) = d.board("/api/xml/races/K1M_ST_BR1_6").await;
+    assert_eq!(st, 200);
+    assert_eq!(race["race"]["relatedRaces"], json!([BR2]));
+    assert_eq!(race["race"]["disId"], "BR1");
+    let (st, plain) = d.board(&format!("/api/xml/races/{BR2}/results")).await;
+    assert_eq!(st, 200);
+    let first = &plain["results"][0];
+    assert!(
+        first["time"].is_i64() && first["participant"]["familyName"].is_string(),
+        "{first}"
+    );
+
+    for (path, code, names) in [
+        ("/api/xml/races/NOPE", 404, "NOPE"),
+        ("/api/xml/races/NOPE/results?merged=true", 404, "NOPE"),
+        (
+            "/api/xml/races/K1M_ST_BR2_6/results?merged=yes",
+            400,
+            "merged",
+        ),
+    ] {
+        let (st, body) = d.board(path).await;
+        assert_eq!(st, code, "{path}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| m.contains(names)),
+            "{path}: {body}"
+        );
+    }
+
+    // ForceRefresh: the master key or nothing.
+    let url = format!("http://{}/api/broadcast/refresh", d.board);
+    let r = d.http.post(&url).send().await.expect("POST");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = d
+        .http
+        .post(&url)
+        .header("X-Master-Key", MASTER)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 200);
+    let refresh = next_of(&mut ws, "ForceRefresh", Duration::from_secs(5))
+        .await
+        .expect("ForceRefresh");
+    assert!(refresh["data"]["reason"].is_string());
+
+    // Two scoreboards at most here: the third is refused before the upgrade.
+    let mut second = d.connect().await;
+    next_of(&mut second, "Connected", Duration::from_secs(5))
+        .await
+        .expect("second joins");
+    let third = tokio_tungstenite::connect_async(format!("ws://{}/ws", d.board)).await;
+    match third {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 503)
+        }
+        other => panic!("third scoreboard: {:?}", other.map(|_| ())),
+    }
     d.stop().await;
 }

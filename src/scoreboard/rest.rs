@@ -96,12 +96,16 @@ pub fn schedule(event: &Event) -> Value {
 pub fn race_detail(event: &Event, race_id: &str) -> Option<Value> {
     let race = event.races.get(race_id)?;
     let rows: Vec<&ResultRow> = event.race_results(race_id).collect();
+    // Other runs of the same class on the same day: race ids end in the day's version
+    // (`K1M_ST_BR1_6` and `K1M_ST_BR2_6`; `_7` is another day's).
+    let version = |id: &str| id.rsplit_once('_').map(|(_, v)| v.to_owned());
     let related: Vec<&str> = event
         .races
         .values()
         .filter(|r| {
             r.race_id != race.race_id && r.class_id.is_some() && r.class_id == race.class_id
         })
+        .filter(|r| version(&r.race_id) == version(&race.race_id))
         .map(|r| r.race_id.as_str())
         .collect();
     Some(json!({ "race": {
