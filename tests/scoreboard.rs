@@ -420,6 +420,12 @@ async fn bib_9_finish_reaches_the_scoreboard_as_c123_server_sends_it() {
         .iter()
         .rposition(|m| nine_row(m).is_some_and(|r| r["time"] == "51.20"))
         .expect("Results with bib 9's second run before its dtFinish");
+    assert!(
+        msgs[..run_row]
+            .iter()
+            .any(|m| nine(m).is_some_and(|c| c["dtFinish"].is_null() && c["time"] != "51.20")),
+        "bib 9 running before the Results with its time"
+    );
     assert_eq!(msgs[run_row]["data"]["isCurrent"], true);
     assert_eq!(msgs[run_row]["data"]["classId"], "K1M_ST");
     let row = nine_row(&msgs[run_row]).expect("row");

@@ -300,3 +300,56 @@ fn broadcast_msgs(st: &mut State, msgs: Vec<Msg>) {
             .retain(|_, tx| tx.try_send(bytes.clone()).is_ok());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty_state() -> State {
+        State {
+            feed: Feed::default(),
+            snapshot: Arc::new(Snapshot {
+                epoch: "e".into(),
+                events: Default::default(),
+                committed_at: Instant::now(),
+                latest_import: None,
+            }),
+            clients: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_scoreboard_whose_queue_is_full_is_dropped_and_the_others_get_the_same_bytes() {
+        let mut st = empty_state();
+        let (slow_tx, _slow_rx) = mpsc::channel(2);
+        let (fast_tx, mut fast_rx) = mpsc::channel(16);
+        st.clients.insert(1, slow_tx);
+        st.clients.insert(2, fast_tx);
+        for i in 0..3 {
+            broadcast_msgs(
+                &mut st,
+                vec![("TimeOfDay", wire::time_of_day(&format!("10:00:0{i}")))],
+            );
+        }
+        assert_eq!(
+            st.clients.keys().collect::<Vec<_>>(),
+            vec![&2],
+            "the full queue is dropped"
+        );
+        let got: Vec<String> = std::iter::from_fn(|| fast_rx.try_recv().ok())
+            .map(|b| b.as_str().to_owned())
+            .collect();
+        assert_eq!(got.len(), 3);
+        assert!(
+            got[2].contains("\"time\":\"10:00:02\"") && got[2].contains("\"type\":\"TimeOfDay\"")
+        );
+    }
+
+    #[test]
+    fn the_default_queue_holds_the_greeting() {
+        let d = ScoreboardSettings::default();
+        // Connected + Schedule + RaceConfig + OnCourse + Results.
+        assert!(d.queue_len >= 5 && d.max_clients > 0);
+        assert_eq!(d.listen, None, "the second listener is off by default");
+    }
+}

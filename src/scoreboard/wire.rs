@@ -292,7 +292,7 @@ mod tests {
     fn gate_forms_keep_blank_slots() {
         let g = [Some(0), Some(2), None, Some(50)];
         assert_eq!(gates_comma(&g), "0,2,,50");
-        assert_eq!(gates_fixed(&g), "  0  2     50");
+        assert_eq!(gates_fixed(&g), "  0  2    50");
         assert_eq!(gates_fixed(&g).len(), 12);
     }
 }
