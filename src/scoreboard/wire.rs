@@ -8,6 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::api::{self, ResultWire};
+use crate::model::best_run::best_run_pair;
 use crate::model::{Course, Event, OnCourseEntry, Participant, Race, ResultRow};
 
 /// `{"type","timestamp","data"}`: every message has this envelope.
@@ -156,17 +157,27 @@ fn oncourse_rider(event: &Event, e: &OnCourseEntry) -> Value {
 /// `Results` of one race, rows in rank order. `None` when the event has no such race.
 ///
 /// A best-run race's rows are the phones' combined rows: `rank` and `total` are the overall
-/// (better run) values, `time` and `pen` the run's own, never the better run's penalty that
-/// Canoe123's TCP puts there (the trap the scoreboard otherwise repairs from `OnCourse`).
+/// (better run) values, `time` and `pen` this run's own (empty when the athlete has not run
+/// it), never the better run's penalty that Canoe123's TCP puts there (the trap the
+/// scoreboard otherwise repairs from `OnCourse`).
 pub fn results(event: &Event, race_id: &str, is_current: bool) -> Option<Value> {
     let race = event.races.get(race_id);
     let rows = api::race_result_rows(event, race_id, false)?;
-    let best_run = race.is_some_and(|r| r.race_type().is_best_run());
+    let run = race
+        .and_then(best_run_pair)
+        .map(|(br1, _)| {
+            if br1 == race_id {
+                Run::First
+            } else {
+                Run::Second
+            }
+        })
+        .unwrap_or(Run::Standard);
     let rows: Vec<Value> = rows
         .iter()
         .map(|(pid, w)| {
             let model = event.result(race_id, pid);
-            result_row(event.participants.get(pid), model, w, best_run)
+            result_row(event.participants.get(pid), model, w, run)
         })
         .collect();
     Some(json!({
@@ -179,17 +190,37 @@ pub fn results(event: &Event, race_id: &str, is_current: bool) -> Option<Value> 
     }))
 }
 
+/// Which run of a best-run pair a table is (its rows' `time` and `pen` are that run's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Standard,
+    First,
+    Second,
+}
+
+/// One row. `model` is the athlete's row in this race, if any; `w` the phones' row (for a
+/// best-run race the combined one, whose own `time`/`pen` are the second run's when there is
+/// one, else the first's).
 fn result_row(
     p: Option<&Participant>,
     model: Option<&ResultRow>,
     w: &ResultWire,
-    best_run: bool,
+    run: Run,
 ) -> Value {
     let br = w.best_run.as_ref();
-    let total = if best_run {
-        br.and_then(|b| b.total_total)
-    } else {
-        w.total
+    let (time, pen, total) = match run {
+        Run::Standard => (w.time, w.pen, w.total),
+        Run::First => (
+            model.and_then(|r| r.time_ms).map(api::ms_to_cs),
+            model.and_then(|r| r.pen_s).map(api::pen_s_to_cs),
+            br.and_then(|b| b.total_total),
+        ),
+        // Without a row in this race the combined row's run is the first: not this run's.
+        Run::Second => (
+            model.and(w.time),
+            model.and(w.pen),
+            br.and_then(|b| b.total_total),
+        ),
     };
     let behind = match w.total_behind.as_deref() {
         None | Some("0.00") => String::new(),
@@ -207,8 +238,8 @@ fn result_row(
         "startTime": model.and_then(|r| r.start_time.clone()).unwrap_or_default(),
         "gates": model.map(|r| gates_fixed(&r.gates.0)).unwrap_or_default(),
         // Whole seconds; `null` when the run's own penalty is not known (never the other run's).
-        "pen": w.pen.map(|cs| cs / 100),
-        "time": w.time.map(cs_seconds).unwrap_or_default(),
+        "pen": pen.map(|cs| cs / 100),
+        "time": time.map(cs_seconds).unwrap_or_default(),
         "total": total.map(cs_seconds).unwrap_or_default(),
         "behind": behind,
         "status": w.status.clone().unwrap_or_default(),
