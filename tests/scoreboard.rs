@@ -4,342 +4,22 @@
 //! on the `--scoreboard-listen` port, and the phones' REST API as the reference.
 
 mod common;
+mod scoreboard_support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use c123_live::app::{App, RunningApp};
-use c123_live::c123::recording::Recording;
 use c123_live::scoreboard::ScoreboardSettings;
-use c123_live::settings::Settings;
-use c123_live::store::Synchronous;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
-use tokio_tungstenite::tungstenite::Message;
 
 use common::{fixture_xml, MASTER};
-
-const EV: &str = "jarni-2024";
-const BR2: &str = "K1M_ST_BR2_6";
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-struct Daemon {
-    app: Option<RunningApp>,
-    api: String,
-    board: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-/// The daemon with `--event` (and a TCP port), or else with an XML folder (`xml/` in its
-/// temp dir): the direct mode where sources feed the event of the folder's export.
-async fn start(event: Option<&str>, scoreboard: ScoreboardSettings) -> Daemon {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let xml_dir = dir.path().join("xml");
-    std::fs::create_dir(&xml_dir).expect("xml dir");
-    let app = App::start(Settings {
-        xml_dir: event.is_none().then_some(xml_dir),
-        db: dir.path().join("live.db"),
-        synchronous: Synchronous::Off,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        // A source needs an event to feed (`--event`, or the `--xml-dir` export's).
-        tcp_listen: event.map(|_| "127.0.0.1:0".parse().expect("addr")),
-        event: event.map(str::to_owned),
-        http: common::settings(),
-        scoreboard: ScoreboardSettings {
-            listen: Some("127.0.0.1:0".parse().expect("addr")),
-            ..scoreboard
-        },
-        ..Settings::default()
-    })
-    .await
-    .expect("daemon starts");
-    Daemon {
-        api: format!("http://{}", app.local_addr),
-        board: format!("{}", app.scoreboard_addr.expect("second listener")),
-        app: Some(app),
-        http: reqwest::Client::new(),
-        _dir: dir,
-    }
-}
-
-impl Daemon {
-    async fn get(&self, base: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{base}{path}"))
-            .send()
-            .await
-            .expect("GET");
-        let st = r.status().as_u16();
-        (st, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn api(&self, path: &str) -> Value {
-        let (st, v) = self.get(&self.api, path).await;
-        assert_eq!(st, 200, "{path}: {v}");
-        v
-    }
-
-    async fn board(&self, path: &str) -> (u16, Value) {
-        self.get(&format!("http://{}", self.board), path).await
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, key: (&str, &str), body: Value) {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.api))
-            .header(key.0, key.1)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        let st = r.status().as_u16();
-        assert!(
-            (200..300).contains(&st),
-            "{path}: {st} {:?}",
-            r.text().await
-        );
-    }
-
-    /// The fixture event, imported and running.
-    async fn running_event(&self) {
-        let r = self
-            .http
-            .post(format!("{}/api/v1/admin/events", self.api))
-            .header("X-Master-Key", MASTER)
-            .json(&json!({"eventId": EV, "mainTitle": "Jarní slalom"}))
-            .send()
-            .await
-            .expect("create");
-        assert_eq!(r.status().as_u16(), 201);
-        let body: Value = r.json().await.expect("json");
-        let key = body["apiKey"].as_str().expect("apiKey").to_owned();
-        let ingest = reqwest::Method::POST;
-        self.send(
-            ingest,
-            "/api/v1/ingest/xml",
-            ("X-API-Key", &key),
-            json!({"xml": fixture_xml()}),
-        )
-        .await;
-        for s in ["startlist", "running"] {
-            let path = format!("/api/v1/admin/events/{EV}/status");
-            self.send(
-                reqwest::Method::PATCH,
-                &path,
-                ("X-API-Key", &key),
-                json!({"status": s}),
-            )
-            .await;
-        }
-    }
-
-    async fn connect(&self) -> Ws {
-        let url = format!("ws://{}/ws?clientId=finish-tv", self.board);
-        tokio_tungstenite::connect_async(url).await.expect("ws").0
-    }
-
-    async fn stop(mut self) {
-        if let Some(app) = self.app.take() {
-            app.stop().await;
-        }
-    }
-}
-
-/// The next JSON message within `wait`; `None` on silence.
-async fn next(ws: &mut Ws, wait: Duration) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(wait, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).expect("json")),
-            Ok(Some(Ok(_))) => continue,
-            _ => return None,
-        }
-    }
-}
-
-/// The real recording into the daemon's TCP port at `speed`; returns when all is written.
-async fn play(addr: std::net::SocketAddr, speed: f64) -> tokio::net::TcpStream {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/jarni-2024.tcp.jsonl"
-    ))
-    .expect("recording");
-    let recording = Recording::parse(&text).expect("parses");
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let start = tokio::time::Instant::now();
-    for f in &recording.frames {
-        let at = start + Duration::from_secs_f64(f.ts_ms as f64 / 1000.0 / speed);
-        tokio::time::sleep_until(at).await;
-        s.write_all(f.data.as_bytes()).await.expect("write");
-        s.write_all(b"|").await.expect("write");
-    }
-    s
-}
-
-/// A scoreboard as c123-scoreboard's `C123ServerProvider` and its context read the messages:
-/// only riders with a `dtStart`; a list replaces the old one when `total` says it is whole;
-/// the current competitor is the one longest on course; `Results` of another race than the
-/// active one (the current competitor's, else the last one) are ignored; a rider whose
-/// `dtFinish` appears is highlighted when the next accepted `Results` contains them.
-#[derive(Default, Debug)]
-struct BoardModel {
-    on_course: Vec<Value>,
-    current: Option<Value>,
-    active_race: Option<String>,
-    last_race: Option<String>,
-    race: Option<String>,
-    rows: Vec<Value>,
-    pending: Option<String>,
-    highlighted: Vec<String>,
-}
-
-impl BoardModel {
-    fn apply(&mut self, m: &Value) {
-        let d = &m["data"];
-        match m["type"].as_str() {
-            Some("OnCourse") => {
-                let started: Vec<Value> = d["competitors"]
-                    .as_array()
-                    .expect("competitors")
-                    .iter()
-                    .filter(|c| c["dtStart"].as_str().is_some_and(|s| !s.is_empty()))
-                    .cloned()
-                    .collect();
-                let partial = d["total"].as_u64().expect("total") as usize > started.len();
-                assert!(!partial, "every OnCourse is a whole list: {d}");
-                let current = started
-                    .iter()
-                    .min_by_key(|c| c["dtStart"].as_str().unwrap_or_default().to_owned())
-                    .cloned();
-                if let (Some(prev), Some(cur)) = (&self.current, &current) {
-                    if prev["bib"] == cur["bib"]
-                        && prev["dtFinish"].is_null()
-                        && !cur["dtFinish"].is_null()
-                    {
-                        self.pending = cur["bib"].as_str().map(str::to_owned);
-                    }
-                }
-                // The context also sees a finish on a rider who is not the current one.
-                for c in &started {
-                    let before = self.on_course.iter().find(|p| p["bib"] == c["bib"]);
-                    if before.is_some_and(|p| p["dtFinish"].is_null()) && !c["dtFinish"].is_null() {
-                        self.pending = c["bib"].as_str().map(str::to_owned);
-                    }
-                }
-                self.active_race = current
-                    .as_ref()
-                    .and_then(|c| c["raceId"].as_str())
-                    .map(str::to_owned);
-                if self.active_race.is_some() {
-                    self.last_race.clone_from(&self.active_race);
-                }
-                self.current = current;
-                self.on_course = started;
-            }
-            Some("Results") => {
-                let race = d["raceId"].as_str().expect("raceId").to_owned();
-                let target = self.active_race.clone().or(self.last_race.clone());
-                if target.is_some_and(|t| t != race) {
-                    return;
-                }
-                self.rows = d["rows"].as_array().expect("rows").clone();
-                if let Some(bib) = self.pending.take() {
-                    if self.rows.iter().any(|r| r["bib"] == bib.as_str()) {
-                        self.highlighted.push(bib);
-                    }
-                }
-                self.race = Some(race);
-            }
-            _ => {}
-        }
-    }
-}
-
-/// `bib → row` of the phones' results for a race.
-async fn phone_rows(d: &Daemon, race: &str) -> BTreeMap<String, Value> {
-    let v = d.api(&format!("/api/v1/events/{EV}/results/{race}")).await;
-    v["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| (r["bib"].to_string(), r.clone()))
-        .collect()
-}
-
-fn secs(cs: &Value) -> Value {
-    match cs.as_i64() {
-        Some(cs) => json!(format!("{}.{:02}", cs / 100, cs % 100)),
-        None => json!(""),
-    }
-}
-
-/// The merged REST rows equal the phones' best-run rows, field by field (ms = cs × 10,
-/// penalty seconds = cs / 100). Returns how many rows had a second run.
-async fn assert_merged_equals_phones(d: &Daemon) -> usize {
-    let (st, merged) = d
-        .board(&format!("/api/xml/races/{BR2}/results?merged=true"))
-        .await;
-    assert_eq!(st, 200, "{merged}");
-    assert_eq!(merged["merged"], true);
-    assert_eq!(merged["classId"], "K1M_ST");
-    let phones = phone_rows(d, BR2).await;
-    let rows = merged["results"].as_array().expect("results");
-    assert_eq!(rows.len(), phones.len());
-    let ms = |v: &Value| v.as_i64().map(|cs| json!(cs * 10)).unwrap_or(Value::Null);
-    let pen = |v: &Value| v.as_i64().map(|cs| json!(cs / 100)).unwrap_or(Value::Null);
-    let or_null = |v: &Value| if v.is_null() { Value::Null } else { v.clone() };
-    let mut second_runs = 0;
-    for r in rows {
-        let bib = r["bib"].as_str().expect("bib");
-        let p = &phones[bib];
-        assert_eq!(
-            or_null(&r["bestTotal"]),
-            ms(&p["totalTotal"]),
-            "bib {bib} bestTotal"
-        );
-        assert_eq!(or_null(&r["bestRank"]), p["rnk"], "bib {bib} bestRank");
-        assert_eq!(
-            or_null(&r["run1"]["total"]),
-            ms(&p["prevTotal"]),
-            "bib {bib} run1"
-        );
-        assert_eq!(
-            or_null(&r["run1"]["pen"]),
-            pen(&p["prevPen"]),
-            "bib {bib} run1 pen"
-        );
-        if r["run2"].as_object().is_some_and(|o| !o.is_empty()) {
-            second_runs += 1;
-            assert_eq!(
-                or_null(&r["run2"]["time"]),
-                ms(&p["time"]),
-                "bib {bib} run2 time"
-            );
-            assert_eq!(
-                or_null(&r["run2"]["pen"]),
-                pen(&p["pen"]),
-                "bib {bib} run2 pen"
-            );
-            assert_eq!(
-                or_null(&r["run2"]["total"]),
-                ms(&p["total"]),
-                "bib {bib} run2 total"
-            );
-        }
-    }
-    second_runs
-}
+use scoreboard_support::*;
 
 /// The acceptance scenario: the message sequence around bib 9's finish in K1M_ST_BR2_6,
 /// `Results` of the current race, the merged best-run REST against the phones' API, and a
 /// scoreboard model that ends where REST is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bib_9_finish_reaches_the_scoreboard_as_c123_server_sends_it() {
-    // Over 80 lines: one scenario, read top to bottom (connect, play, sequence, REST).
     let d = start(Some(EV), ScoreboardSettings::default()).await;
     d.running_event().await;
     let tcp = d
@@ -381,6 +61,49 @@ async fn bib_9_finish_reaches_the_scoreboard_as_c123_server_sends_it() {
     }
     let _conn = pusher.await.expect("pusher");
 
+    assert_finish_sequence(&d, &msgs).await;
+
+    // `TimeOfDay` at its default rate (1/s) throughout.
+    let ticks: Vec<&Value> = msgs.iter().filter(|m| m["type"] == "TimeOfDay").collect();
+    let wall = 250.0 / SPEED;
+    assert!(
+        ticks.len() as f64 >= wall * 0.7,
+        "{} TimeOfDay in ~{wall} s",
+        ticks.len()
+    );
+    assert!(ticks
+        .iter()
+        .all(|t| t["data"]["time"].as_str().is_some_and(|s| s.len() == 8)));
+
+    assert_model_ends_where_rest_is(&d, &mut ws, &msgs).await;
+
+    // Merged best-run results after the recording: still the phones' numbers, with the
+    // recording's second runs in them.
+    let second_runs_after = assert_merged_equals_phones(&d).await;
+    assert!(
+        second_runs_after > second_runs_before,
+        "{second_runs_before} → {second_runs_after}"
+    );
+    let (_, merged) = d
+        .board(&format!("/api/xml/races/{BR2}/results?merged=true"))
+        .await;
+    let m9 = merged["results"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["bib"] == "9")
+        .cloned()
+        .expect("bib 9");
+    assert_eq!(
+        m9["run2"],
+        json!({"time": 51200, "pen": 52, "total": 103200, "rank": m9["run2"]["rank"]})
+    );
+    d.stop().await;
+}
+
+/// The sequence around bib 9's finish (see `protocol/scoreboard.md`, "Order around a finish").
+async fn assert_finish_sequence(d: &Daemon, msgs: &[Value]) {
+    // Over 80 lines: one ordered list of checks over the same messages.
     // The sequence around the finish: the rider on course without a finish time, then the
     // current race's `Results` with bib 9's second run (its own penalty, 52 s, not the
     // better first run's 4 s that the TCP row carries), then the `OnCourse` where `dtFinish`
@@ -445,7 +168,7 @@ async fn bib_9_finish_reaches_the_scoreboard_as_c123_server_sends_it() {
             .any(|m| m["type"] == "OnCourse" && nine(m).is_none()),
         "bib 9 leaves"
     );
-    let phones = phone_rows(&d, BR2).await;
+    let phones = phone_rows(d, BR2).await;
     let p9 = &phones["9"];
     assert_eq!(
         (
@@ -462,22 +185,15 @@ async fn bib_9_finish_reaches_the_scoreboard_as_c123_server_sends_it() {
     );
     // (Its rank then is not its rank now: later finishers pass it. The end state is checked
     // against REST below.)
+}
 
-    // `TimeOfDay` at its default rate (1/s) throughout.
-    let ticks: Vec<&Value> = msgs.iter().filter(|m| m["type"] == "TimeOfDay").collect();
-    let wall = 250.0 / SPEED;
-    assert!(
-        ticks.len() as f64 >= wall * 0.7,
-        "{} TimeOfDay in ~{wall} s",
-        ticks.len()
-    );
-    assert!(ticks
-        .iter()
-        .all(|t| t["data"]["time"].as_str().is_some_and(|s| s.len() == 8)));
-
+/// A scoreboard model fed everything received ends with REST's current competitor, on-course
+/// list and results (and highlighted bib 9 on the way).
+async fn assert_model_ends_where_rest_is(d: &Daemon, ws: &mut Ws, msgs: &[Value]) {
+    // Over 80 lines: the model, the settle loop and the row-by-row comparison belong together.
     // The scoreboard model over everything received ends where REST is.
     let mut model = BoardModel::default();
-    for m in &msgs {
+    for m in msgs {
         model.apply(m);
     }
     assert!(
@@ -487,7 +203,7 @@ async fn bib_9_finish_reaches_the_scoreboard_as_c123_server_sends_it() {
     );
     let mut settled = false;
     for _ in 0..5 {
-        while let Some(m) = next(&mut ws, Duration::from_millis(300)).await {
+        while let Some(m) = next(ws, Duration::from_millis(300)).await {
             model.apply(&m);
         }
         let oncourse = d.api(&format!("/api/v1/events/{EV}/oncourse")).await;
@@ -523,7 +239,7 @@ async fn bib_9_finish_reaches_the_scoreboard_as_c123_server_sends_it() {
     let race = model.race.clone().expect("the model shows a race");
     let (_, status) = d.board("/api/status").await;
     assert_eq!(status["event"]["currentRaceId"], race.as_str());
-    let phones = phone_rows(&d, &race).await;
+    let phones = phone_rows(d, &race).await;
     assert!(!model.rows.is_empty(), "{race} has rows");
     assert_eq!(model.rows.len(), phones.len(), "rows of {race}");
     println!(
@@ -559,42 +275,6 @@ async fn bib_9_finish_reaches_the_scoreboard_as_c123_server_sends_it() {
             "{r}"
         );
     }
-
-    // Merged best-run results after the recording: still the phones' numbers, with the
-    // recording's second runs in them.
-    let second_runs_after = assert_merged_equals_phones(&d).await;
-    assert!(
-        second_runs_after > second_runs_before,
-        "{second_runs_before} → {second_runs_after}"
-    );
-    let (_, merged) = d
-        .board(&format!("/api/xml/races/{BR2}/results?merged=true"))
-        .await;
-    let m9 = merged["results"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .find(|r| r["bib"] == "9")
-        .cloned()
-        .expect("bib 9");
-    assert_eq!(
-        m9["run2"],
-        json!({"time": 51200, "pen": 52, "total": 103200, "rank": m9["run2"]["rank"]})
-    );
-    d.stop().await;
-}
-
-/// Waits for a message of `kind` (other kinds are skipped); `None` after `wait`.
-async fn next_of(ws: &mut Ws, kind: &str, wait: Duration) -> Option<Value> {
-    let until = Instant::now() + wait;
-    while let Some(left) = until.checked_duration_since(Instant::now()) {
-        match next(ws, left).await {
-            Some(m) if m["type"] == kind => return Some(m),
-            Some(_) => {}
-            None => return None,
-        }
-    }
-    None
 }
 
 /// Without `--event` the scoreboard serves the event the TCP sources feed (the one the XML
@@ -642,7 +322,7 @@ async fn without_an_event_the_imported_event_is_served() {
         (&hello["type"], &hello["data"]["xmlLoaded"]),
         (&json!("Connected"), &json!(false))
     );
-    let file = d._dir.path().join("xml").join("jarni-2024.xml");
+    let file = d.dir.path().join("xml").join("jarni-2024.xml");
     std::fs::write(&file, fixture_xml()).expect("export into the folder");
     let schedule = next_of(&mut ws, "Schedule", Duration::from_secs(15))
         .await
