@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use c123_live::scoreboard::ScoreboardSettings;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 
 use common::{fixture_xml, MASTER};
 use scoreboard_support::*;
@@ -415,5 +417,16 @@ async fn without_an_event_the_imported_event_is_served() {
         }
         other => panic!("third scoreboard: {:?}", other.map(|_| ())),
     }
-    d.stop().await;
+
+    // On shutdown every scoreboard is told "going away" (1001) and reconnects later.
+    let stopping = tokio::spawn(d.stop());
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), second.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1001));
+    stopping.await.expect("stopped");
 }
