@@ -2,9 +2,10 @@
 //! `main` (`serve`, `demo`) and the integration-test harnesses all start the daemon through
 //! [`App::start`], so what the tests run is what production runs.
 //!
-//! Start order: the static-file folder and the HTTP settings are checked and the API port is
-//! bound before anything else starts (a bad setting changes nothing); then the store and the
-//! merge loop with its 1 s tick, the inputs, the WebSocket hub and the HTTP server.
+//! Start order: the static-file folder and the HTTP settings are checked and the API port
+//! (and `--scoreboard-listen`) are bound before anything else starts (a bad setting changes
+//! nothing); then the store and the merge loop with its 1 s tick, the inputs, the WebSocket
+//! hub, the scoreboard service and the HTTP server(s).
 //! [`RunningApp::stop`] reverses it: inputs, servers and timers first, then the merge loop
 //! finishes what is in flight and checkpoints.
 
@@ -134,6 +135,7 @@ impl App {
             .await
             .map_err(listen_error)?;
         let local_addr = listener.local_addr().map_err(listen_error)?;
+        let second = bind_scoreboard(&settings).await?;
 
         let shutdown = Shutdown::new();
         let store = open_store(&settings)?;
@@ -165,14 +167,7 @@ impl App {
         }
         running.start_ticker();
         running.tasks.push(hub_task);
-        // Bound before the scoreboard starts, so a bad address changes nothing either.
-        let second = match running.bind_scoreboard(&settings).await {
-            Ok(l) => l,
-            Err(e) => {
-                running.stop().await;
-                return Err(e);
-            }
-        };
+        running.scoreboard_addr = second.as_ref().map(|(_, addr)| *addr);
         let scoreboard = running.start_scoreboard(&settings);
         let status = InputStatus {
             watcher: running.watcher.clone(),
@@ -184,7 +179,7 @@ impl App {
             state = state.with_frontend(frontend);
         }
         state = state.with_scoreboard(scoreboard);
-        if let Some(listener) = second {
+        if let Some((listener, _)) = second {
             // The same routes: the scoreboard's and everything else (its discovery expects
             // one server on one port).
             let (state, shutdown) = (state.clone(), running.shutdown.clone());
@@ -202,6 +197,20 @@ impl App {
         }));
         Ok(running)
     }
+}
+
+/// `--scoreboard-listen`, bound with the API port (port 0 allowed), before anything starts.
+async fn bind_scoreboard(
+    settings: &Settings,
+) -> Result<Option<(tokio::net::TcpListener, SocketAddr)>, AppError> {
+    let Some(addr) = settings.scoreboard.listen else {
+        return Ok(None);
+    };
+    let error = |source| AppError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(error)?;
+    let local = listener.local_addr().map_err(error)?;
+    tracing::info!(%local, "serving scoreboards");
+    Ok(Some((listener, local)))
 }
 
 /// Opens (creating its folder if needed) and caps the database.
@@ -250,22 +259,6 @@ impl RunningApp {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::clone(status));
-    }
-
-    /// `--scoreboard-listen`, bound (port 0 allowed).
-    async fn bind_scoreboard(
-        &mut self,
-        settings: &Settings,
-    ) -> Result<Option<tokio::net::TcpListener>, AppError> {
-        let Some(addr) = settings.scoreboard.listen else {
-            return Ok(None);
-        };
-        let error = |source| AppError::Listen { addr, source };
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(error)?;
-        let local = listener.local_addr().map_err(error)?;
-        tracing::info!(%local, "serving scoreboards");
-        self.scoreboard_addr = Some(local);
-        Ok(Some(listener))
     }
 
     /// The scoreboard service, serving `--event` or else the direct-mode event.

@@ -430,3 +430,29 @@ async fn without_an_event_the_imported_event_is_served() {
     assert_eq!(code, Some(1001));
     stopping.await.expect("stopped");
 }
+
+/// A `--scoreboard-listen` address that cannot be bound refuses the start, naming it, before
+/// anything runs (no database is created).
+#[tokio::test]
+async fn a_taken_scoreboard_address_refuses_the_start() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("live.db");
+    let result = c123_live::app::App::start(c123_live::settings::Settings {
+        db: db.clone(),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        http: common::settings(),
+        scoreboard: ScoreboardSettings {
+            listen: Some(addr),
+            ..ScoreboardSettings::default()
+        },
+        ..c123_live::settings::Settings::default()
+    })
+    .await;
+    let err = result.err().expect("refused");
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    assert!(!db.exists(), "nothing started");
+}
