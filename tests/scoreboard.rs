@@ -456,3 +456,47 @@ async fn a_taken_scoreboard_address_refuses_the_start() {
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
     assert!(!db.exists(), "nothing started");
 }
+
+/// When the folder brings another event's export, the venue's feeds move to it: every
+/// connected scoreboard is told to reload (`ForceRefresh`), and after the reload it gets the
+/// new event's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_event_in_the_folder_makes_the_scoreboards_reload() {
+    let d = start(None, ScoreboardSettings::default()).await;
+    let folder = d.dir.path().join("xml");
+    std::fs::write(folder.join("a.xml"), fixture_xml()).expect("export");
+    let mut ws = d.connect().await;
+    // Connected, then (once the import is in) the first event's state.
+    next_of(&mut ws, "Schedule", Duration::from_secs(15))
+        .await
+        .expect("first event");
+    let (_, status) = d.board("/api/xml/status").await;
+    let first = status["checksum"].as_str().expect("checksum").to_owned();
+    let other = fixture_xml().replace(
+        "<EventId>CZE2.2024040600</EventId>",
+        "<EventId>CZE2.2024040700</EventId>",
+    );
+    std::fs::write(folder.join("b.xml"), other).expect("export");
+    let refresh = next_of(&mut ws, "ForceRefresh", Duration::from_secs(15))
+        .await
+        .expect("ForceRefresh when the served event changes");
+    assert!(refresh["data"]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("event")));
+    let (_, status) = d.board("/api/xml/status").await;
+    let second = status["checksum"].as_str().expect("checksum");
+    assert_ne!(
+        first.split('-').next(),
+        second.split('-').next(),
+        "{first} → {second}"
+    );
+    let mut again = d.connect().await;
+    let hello = next(&mut again, Duration::from_secs(5))
+        .await
+        .expect("Connected");
+    assert_eq!(hello["data"]["xmlLoaded"], true);
+    next_of(&mut again, "Schedule", Duration::from_secs(5))
+        .await
+        .expect("the new event's schedule");
+    d.stop().await;
+}

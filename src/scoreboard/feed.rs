@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::wire;
-use crate::merge::{EventChange, Published, Snapshot};
+use crate::merge::{ChangeSet, EventChange, Snapshot};
 use crate::model::Event;
 
 /// A message before its envelope: the type and the data.
@@ -114,31 +114,44 @@ impl Feed {
         out
     }
 
-    /// The messages one committed change set causes, in order.
-    pub fn on_published(&mut self, published: &Published) -> Vec<Msg> {
-        let snapshot = &published.snapshot;
+    /// When the served event is another than before: `ForceRefresh` for scoreboards that
+    /// showed one (they reload and start from the greeting), the greeting for those that
+    /// showed nothing yet. `None`: the same event.
+    pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Option<Vec<Msg>> {
         let served = served_event(snapshot, self.explicit.as_deref());
         let id = served.map(|e| e.header.event_id.clone());
-        if id != self.event_id {
-            let had = self.event_id.is_some();
-            self.event_id = id;
-            self.current = served.and_then(|ev| current_race(ev, None));
-            self.finished.clear();
-            // A scoreboard that showed another event reloads and starts from the greeting;
-            // one that showed nothing yet just gets the new event's state.
-            return if had {
-                vec![(
-                    "ForceRefresh",
-                    wire::force_refresh("The served event changed"),
-                )]
-            } else {
-                self.greeting(snapshot)
-            };
+        if id == self.event_id {
+            return None;
         }
-        let (Some(ev), Some(id)) = (served, self.event_id.as_deref()) else {
+        let had = self.event_id.is_some();
+        self.event_id = id;
+        self.current = served.and_then(|ev| current_race(ev, None));
+        self.finished.clear();
+        Some(if had {
+            vec![(
+                "ForceRefresh",
+                wire::force_refresh("The served event changed"),
+            )]
+        } else {
+            self.greeting(snapshot)
+        })
+    }
+
+    /// The messages one committed change set causes, in order, built from `snapshot`: the
+    /// freshest committed state, which may be newer than the change set (every message is a
+    /// whole table or list, so a newer one is never wrong, and the served event is decided on
+    /// one timeline: the folder's latest import is noted after its commit, without one).
+    pub fn on_changes(&mut self, changes: &ChangeSet, snapshot: &Snapshot) -> Vec<Msg> {
+        if let Some(msgs) = self.on_snapshot(snapshot) {
+            return msgs;
+        }
+        let (Some(ev), Some(id)) = (
+            served_event(snapshot, self.explicit.as_deref()),
+            self.event_id.as_deref(),
+        ) else {
             return Vec::new();
         };
-        let Some(change) = published.changes.events.iter().find(|c| c.event_id == id) else {
+        let Some(change) = changes.events.iter().find(|c| c.event_id == id) else {
             return Vec::new();
         };
         self.on_change(ev, change, &snapshot.epoch)

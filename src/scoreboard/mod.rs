@@ -25,7 +25,7 @@ use http_body_util::Full;
 use hyper::{Request, Response};
 use hyper_tungstenite::tungstenite::protocol::WebSocketConfig;
 use hyper_tungstenite::tungstenite::Utf8Bytes;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::merge::{MergeHandle, Snapshot};
 use crate::shutdown::Shutdown;
@@ -142,7 +142,7 @@ impl Scoreboard {
             started: Instant::now(),
         });
         let sb = Scoreboard { inner };
-        let task = tokio::spawn(sb.clone().follow(rx));
+        let task = tokio::spawn(sb.clone().follow(rx, merge.watch()));
         (sb, task)
     }
 
@@ -150,7 +150,11 @@ impl Scoreboard {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn follow(self, mut rx: broadcast::Receiver<Arc<crate::merge::Published>>) {
+    async fn follow(
+        self,
+        mut rx: broadcast::Receiver<Arc<crate::merge::Published>>,
+        mut fresh: watch::Receiver<Arc<Snapshot>>,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let shutdown = self.inner.shutdown.clone();
@@ -161,12 +165,13 @@ impl Scoreboard {
                 _ = shutdown.cancelled() => break,
                 got = rx.recv() => match got {
                     Ok(published) => {
+                        let snapshot = Arc::clone(&fresh.borrow_and_update());
                         let mut st = self.lock();
-                        let mut msgs = st.feed.on_published(&published);
+                        let mut msgs = st.feed.on_changes(&published.changes, &snapshot);
                         if std::mem::take(&mut lagged) {
-                            msgs = st.feed.greeting(&published.snapshot);
+                            msgs = st.feed.greeting(&snapshot);
                         }
-                        st.snapshot = Arc::clone(&published.snapshot);
+                        st.snapshot = snapshot;
                         broadcast_msgs(&mut st, msgs);
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -175,6 +180,18 @@ impl Scoreboard {
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
+                // A new snapshot without a change set: the folder's latest import noted.
+                changed = fresh.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let snapshot = Arc::clone(&fresh.borrow_and_update());
+                    let mut st = self.lock();
+                    if let Some(msgs) = st.feed.on_snapshot(&snapshot) {
+                        st.snapshot = snapshot;
+                        broadcast_msgs(&mut st, msgs);
+                    }
+                }
                 _ = tick.tick() => {
                     let mut st = self.lock();
                     if !st.clients.is_empty() {
