@@ -4,7 +4,7 @@
 //! venue-wide: the event the timing system feeds). It keeps only what the protocol needs
 //! across changes: the served event's id and the current race.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -15,6 +15,43 @@ use crate::model::Event;
 
 /// A message before its envelope: the type and the data.
 pub type Msg = (&'static str, Value);
+
+/// What the change sets since the last build touched in one event, folded together (the
+/// messages are whole tables and lists, so the races are all a build needs). Bounded by the
+/// event's races.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// The event's `seq` after the last change folded in.
+    pub seq: u64,
+    pub structure: bool,
+    pub oncourse: bool,
+    pub config: bool,
+    pub deleted: bool,
+    /// Races whose rows changed or were removed.
+    pub races: BTreeSet<String>,
+}
+
+impl Touched {
+    pub fn absorb(&mut self, c: &EventChange) {
+        self.seq = self.seq.max(c.seq);
+        self.structure |= c.structure || c.created;
+        self.oncourse |= c.oncourse;
+        self.config |= c.config || c.status.is_some();
+        self.deleted |= c.deleted;
+        for (race, _) in c.results.iter().chain(&c.removed_results) {
+            if !self.races.contains(race) {
+                self.races.insert(race.clone());
+            }
+        }
+    }
+}
+
+/// Folds a change set into `pending` (by event id).
+pub fn absorb(pending: &mut BTreeMap<String, Touched>, changes: &ChangeSet) {
+    for c in &changes.events {
+        pending.entry(c.event_id.clone()).or_default().absorb(c);
+    }
+}
 
 /// The event a scoreboard shows: `explicit` (the daemon's `--event`) when set and present,
 /// else the event the TCP sources feed without a binding ([`Snapshot::direct_event`]).
@@ -141,7 +178,11 @@ impl Feed {
     /// freshest committed state, which may be newer than the change set (every message is a
     /// whole table or list, so a newer one is never wrong, and the served event is decided on
     /// one timeline: the folder's latest import is noted after its commit, without one).
-    pub fn on_changes(&mut self, changes: &ChangeSet, snapshot: &Snapshot) -> Vec<Msg> {
+    pub fn on_changes(
+        &mut self,
+        changes: &BTreeMap<String, Touched>,
+        snapshot: &Snapshot,
+    ) -> Vec<Msg> {
         if let Some(msgs) = self.on_snapshot(snapshot) {
             return msgs;
         }
@@ -151,7 +192,7 @@ impl Feed {
         ) else {
             return Vec::new();
         };
-        let Some(change) = changes.events.iter().find(|c| c.event_id == id) else {
+        let Some(change) = changes.get(id) else {
             return Vec::new();
         };
         self.on_change(ev, change, &snapshot.epoch)
@@ -162,7 +203,7 @@ impl Feed {
     /// a `Results` after the `OnCourse`, because the scoreboard only accepts the table of the
     /// race its current competitor is in and highlights a finisher on the next table: when the
     /// current race moved, and when a rider's `dtFinish` appeared.
-    fn on_change(&mut self, ev: &Event, change: &EventChange, epoch: &str) -> Vec<Msg> {
+    fn on_change(&mut self, ev: &Event, change: &Touched, epoch: &str) -> Vec<Msg> {
         let mut out = Vec::new();
         let before = self.current.take();
         self.current = current_race(ev, before.as_deref());
@@ -182,12 +223,7 @@ impl Feed {
                 out.push(("RaceConfig", cfg));
             }
         }
-        let changed: BTreeSet<&str> = change
-            .results
-            .iter()
-            .chain(&change.removed_results)
-            .map(|(race, _)| race.as_str())
-            .collect();
+        let changed: BTreeSet<&str> = change.races.iter().map(String::as_str).collect();
         let current = self.current.clone();
         for race in changed.iter().filter(|r| Some(**r) != current.as_deref()) {
             if let Some(r) = wire::results(ev, race, false) {

@@ -14,7 +14,7 @@ pub mod feed;
 pub mod rest;
 pub mod wire;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -165,9 +165,22 @@ impl Scoreboard {
                 _ = shutdown.cancelled() => break,
                 got = rx.recv() => match got {
                     Ok(published) => {
+                        // Take everything already committed off the broadcast at once and
+                        // drop it (each holds a snapshot): one build for all of it, from the
+                        // freshest state.
+                        let mut pending = BTreeMap::new();
+                        feed::absorb(&mut pending, &published.changes);
+                        drop(published);
+                        loop {
+                            match rx.try_recv() {
+                                Ok(p) => feed::absorb(&mut pending, &p.changes),
+                                Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                                Err(_) => break,
+                            }
+                        }
                         let snapshot = Arc::clone(&fresh.borrow_and_update());
                         let mut st = self.lock();
-                        let mut msgs = st.feed.on_changes(&published.changes, &snapshot);
+                        let mut msgs = st.feed.on_changes(&pending, &snapshot);
                         if std::mem::take(&mut lagged) {
                             msgs = st.feed.greeting(&snapshot);
                         }
