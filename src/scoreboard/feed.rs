@@ -198,6 +198,23 @@ impl Feed {
         self.on_change(ev, change, &snapshot.epoch)
     }
 
+    /// [`Feed::on_changes`] without building messages (nobody is connected): keeps the served
+    /// event, the current race and the finished riders up to date at the cost of a lookup.
+    pub fn observe(&mut self, snapshot: &Snapshot) {
+        let served = served_event(snapshot, self.explicit.as_deref());
+        let id = served.map(|e| e.header.event_id.clone());
+        if id != self.event_id {
+            self.event_id = id;
+            self.finished.clear();
+            self.current = None;
+        }
+        if let Some(ev) = served {
+            let before = self.current.take();
+            self.current = current_race(ev, before.as_deref());
+            self.new_finish(ev);
+        }
+    }
+
     /// One event's change. Order: `XmlChange` and `Schedule` (structure), `RaceConfig`, the
     /// `Results` of other races, the current race's `Results`, `OnCourse`. Two exceptions put
     /// a `Results` after the `OnCourse`, because the scoreboard only accepts the table of the

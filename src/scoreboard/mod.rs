@@ -180,6 +180,12 @@ impl Scoreboard {
                         }
                         let snapshot = Arc::clone(&fresh.borrow_and_update());
                         let mut st = self.lock();
+                        if st.clients.is_empty() {
+                            st.feed.observe(&snapshot);
+                            st.snapshot = snapshot;
+                            lagged = false;
+                            continue;
+                        }
                         let mut msgs = st.feed.on_changes(&pending, &snapshot);
                         if std::mem::take(&mut lagged) {
                             msgs = st.feed.greeting(&snapshot);
