@@ -285,6 +285,8 @@ async fn assert_model_ends_where_rest_is(d: &Daemon, ws: &mut Ws, msgs: &[Value]
 /// broadcast needs the master key, and the scoreboard count has its bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_event_the_imported_event_is_served() {
+    // Over 80 lines: one daemon walked through nothing served, served, bad input, refresh,
+    // the client bound and shutdown; each step needs the state the one before left.
     let d = start(
         None,
         ScoreboardSettings {
