@@ -2,9 +2,10 @@
 //! `main` (`serve`, `demo`) and the integration-test harnesses all start the daemon through
 //! [`App::start`], so what the tests run is what production runs.
 //!
-//! Start order: the static-file folder and the HTTP settings are checked and the API port is
-//! bound before anything else starts (a bad setting changes nothing); then the store and the
-//! merge loop with its 1 s tick, the inputs, the WebSocket hub and the HTTP server.
+//! Start order: the static-file folder and the HTTP settings are checked and the API port
+//! (and `--scoreboard-listen`) are bound before anything else starts (a bad setting changes
+//! nothing); then the store and the merge loop with its 1 s tick, the inputs, the WebSocket
+//! hub, the scoreboard service and the HTTP server(s).
 //! [`RunningApp::stop`] reverses it: inputs, servers and timers first, then the merge loop
 //! finishes what is in flight and checkpoints.
 
@@ -24,6 +25,7 @@ use crate::ingest::tcp::{self, SharedSourceStatus, TcpSettings};
 use crate::ingest::watch::{self, SharedWatcherStatus, WatchError, WatchSettings};
 use crate::ingest::{BytesImportError, InputStatus};
 use crate::merge::{self, Input, MergeError, MergeHandle};
+use crate::scoreboard::{Scoreboard, SourceProbe};
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError, Synchronous};
@@ -89,6 +91,11 @@ pub struct RunningApp {
     pub sources: Vec<SharedSourceStatus>,
     /// The bound address of `tcp_listen` (port 0 resolved).
     pub tcp_listen_addr: Option<SocketAddr>,
+    pub scoreboard: Option<Scoreboard>,
+    /// The bound address of the scoreboard's second listener (port 0 resolved).
+    pub scoreboard_addr: Option<SocketAddr>,
+    /// Every TCP source, also those `connect_source` adds later (the scoreboard's probe).
+    probed_sources: Arc<std::sync::Mutex<Vec<SharedSourceStatus>>>,
     shutdown: Shutdown,
     merge_task: JoinHandle<()>,
     /// Everything but the merge loop; each ends when `shutdown` fires.
@@ -128,6 +135,7 @@ impl App {
             .await
             .map_err(listen_error)?;
         let local_addr = listener.local_addr().map_err(listen_error)?;
+        let second = bind_scoreboard(&settings).await?;
 
         let shutdown = Shutdown::new();
         let store = open_store(&settings)?;
@@ -145,6 +153,9 @@ impl App {
             watcher: None,
             sources: Vec::new(),
             tcp_listen_addr: None,
+            scoreboard: None,
+            scoreboard_addr: None,
+            probed_sources: Arc::default(),
             shutdown,
             merge_task,
             tasks: Vec::new(),
@@ -156,6 +167,8 @@ impl App {
         }
         running.start_ticker();
         running.tasks.push(hub_task);
+        running.scoreboard_addr = second.as_ref().map(|(_, addr)| *addr);
+        let scoreboard = running.start_scoreboard(&settings);
         let status = InputStatus {
             watcher: running.watcher.clone(),
             sources: running.sources.clone(),
@@ -166,6 +179,17 @@ impl App {
         if let Some(frontend) = frontend {
             state = state.with_frontend(frontend);
         }
+        state = state.with_scoreboard(scoreboard);
+        if let Some((listener, _)) = second {
+            // The same routes: the scoreboard's and everything else (its discovery expects
+            // one server on one port).
+            let (state, shutdown) = (state.clone(), running.shutdown.clone());
+            running.tasks.push(tokio::spawn(async move {
+                if let Err(e) = crate::http::serve(listener, state, shutdown).await {
+                    tracing::error!(error = %e, "scoreboard listener stopped");
+                }
+            }));
+        }
         let http_shutdown = running.shutdown.clone();
         running.tasks.push(tokio::spawn(async move {
             if let Err(e) = crate::http::serve(listener, state, http_shutdown).await {
@@ -174,6 +198,20 @@ impl App {
         }));
         Ok(running)
     }
+}
+
+/// `--scoreboard-listen`, bound with the API port (port 0 allowed), before anything starts.
+async fn bind_scoreboard(
+    settings: &Settings,
+) -> Result<Option<(tokio::net::TcpListener, SocketAddr)>, AppError> {
+    let Some(addr) = settings.scoreboard.listen else {
+        return Ok(None);
+    };
+    let error = |source| AppError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(error)?;
+    let local = listener.local_addr().map_err(error)?;
+    tracing::info!(%local, "serving scoreboards");
+    Ok(Some((listener, local)))
 }
 
 /// Opens (creating its folder if needed) and caps the database.
@@ -212,8 +250,40 @@ impl RunningApp {
     pub fn connect_source(&mut self, target: String, settings: TcpSettings) {
         let (status, task) =
             tcp::spawn_connect(target, settings, self.merge.clone(), self.shutdown.clone());
+        self.probe(&status);
         self.sources.push(status);
         self.tasks.push(task);
+    }
+
+    fn probe(&self, status: &SharedSourceStatus) {
+        self.probed_sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(status));
+    }
+
+    /// The scoreboard service, serving `--event` or else the direct-mode event.
+    fn start_scoreboard(&mut self, settings: &Settings) -> Scoreboard {
+        let sources = Arc::clone(&self.probed_sources);
+        let probe: SourceProbe = Arc::new(move || {
+            sources
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|s| {
+                    s.lock().unwrap_or_else(|e| e.into_inner()).state == tcp::SourceState::Connected
+                })
+        });
+        let (sb, task) = Scoreboard::start(
+            settings.scoreboard.clone(),
+            settings.event.clone(),
+            probe,
+            &self.merge,
+            self.shutdown.clone(),
+        );
+        self.tasks.push(task);
+        self.scoreboard = Some(sb.clone());
+        sb
     }
 
     fn start_ticker(&mut self) {
@@ -260,6 +330,7 @@ impl RunningApp {
             .await
             .map_err(|source| AppError::Listen { addr, source })?;
             tracing::info!(%local, "accepting Canoe123 TCP sources");
+            self.probe(&status);
             self.sources.push(status);
             self.tcp_listen_addr = Some(local);
             self.tasks.push(task);

@@ -125,6 +125,10 @@ pub struct ServeArgs {
     /// Accept Canoe123 TCP sources (relays, test rigs) on this address.
     #[arg(long, env = "C123_LIVE_TCP_LISTEN")]
     pub tcp_listen: Option<SocketAddr>,
+    /// Also serve the scoreboard routes (and the rest of the API) on this address;
+    /// c123-scoreboard's discovery probes port 27123.
+    #[arg(long, env = "C123_LIVE_SCOREBOARD_LISTEN")]
+    pub scoreboard_listen: Option<SocketAddr>,
     /// With --tcp-listen: accept only these source addresses (repeatable).
     #[arg(long = "tcp-allow", env = "C123_LIVE_TCP_ALLOW", value_delimiter = ',')]
     pub tcp_allow: Vec<std::net::IpAddr>,
@@ -210,6 +214,7 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub c123: Option<String>,
     pub tcp_listen: Option<SocketAddr>,
+    pub scoreboard_listen: Option<SocketAddr>,
     pub tcp_allow: Option<Vec<std::net::IpAddr>>,
     pub tcp_max_sessions_per_ip: Option<usize>,
     pub tcp_max_sessions: Option<usize>,
@@ -371,6 +376,7 @@ fn resolve_inputs(
     };
     s.c123 = args.c123.clone().or_else(|| file.c123.clone());
     s.tcp_listen = args.tcp_listen.or(file.tcp_listen);
+    s.scoreboard.listen = args.scoreboard_listen.or(file.scoreboard_listen);
     s.tcp.allowed_peers = list_of(&args.tcp_allow, &file.tcp_allow);
     s.tcp.auto_status = args.auto_status || file.auto_status.unwrap_or(s.tcp.auto_status);
     // With --auto-status one Schedule frame can make the event official; on an address

@@ -13,6 +13,8 @@
 //! - [`api`]: the public JSON wire types (centiseconds) and their pure builders from the model;
 //!   used by both [`http`] and [`hub`].
 //! - [`hub`]: WebSocket rooms, per-client queues, heartbeat, resume ring.
+//! - [`scoreboard`]: c123-server's scoreboard protocol (`/ws`, `/api/xml/...`) from the
+//!   same committed state, for c123-scoreboard's TVs and LED walls.
 //! - [`http`]: the hyper server and REST routes.
 //! - [`time`]: civil dates (UTC) and the injectable [`time::Clock`].
 //! - [`uri`]: percent-decoded paths and query parameters (http and hub).
@@ -34,6 +36,7 @@ pub mod keys;
 pub mod merge;
 pub mod model;
 pub mod result_status;
+pub mod scoreboard;
 pub mod settings;
 pub mod shutdown;
 pub mod store;

@@ -14,6 +14,7 @@ use crate::http::HttpSettings;
 use crate::hub::HubConfig;
 use crate::ingest::tcp::TcpSettings;
 use crate::merge::MergeSettings;
+use crate::scoreboard::ScoreboardSettings;
 use crate::store::Synchronous;
 
 /// The API's address when none is configured: loopback only, so that a daemon started
@@ -48,6 +49,8 @@ pub struct Settings {
     pub merge: MergeSettings,
     pub http: HttpSettings,
     pub hub: HubConfig,
+    /// c123-scoreboard's service (its `listen` is the optional second listener).
+    pub scoreboard: ScoreboardSettings,
 }
 
 impl Default for Settings {
@@ -67,6 +70,7 @@ impl Default for Settings {
             merge: MergeSettings::default(),
             http: HttpSettings::default(),
             hub: HubConfig::default(),
+            scoreboard: ScoreboardSettings::default(),
         }
     }
 }

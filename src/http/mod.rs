@@ -247,6 +247,8 @@ pub struct AppState {
     pub db_path: Option<std::path::PathBuf>,
     /// The daemon's `--merge-strategy`, for the operator status (events may override it).
     pub default_strategy: crate::model::MergeStrategy,
+    /// c123-scoreboard's `/ws` and REST; without it those routes answer 404.
+    pub scoreboard: Option<crate::scoreboard::Scoreboard>,
 }
 
 impl AppState {
@@ -275,6 +277,7 @@ impl AppState {
             cache,
             db_path: None,
             default_strategy: crate::model::MergeStrategy::default(),
+            scoreboard: None,
         }
     }
 
@@ -294,6 +297,12 @@ impl AppState {
     pub fn with_hub(mut self, hub: crate::hub::Hub) -> AppState {
         self.metrics.set_hub(hub.clone());
         self.hub = Some(hub);
+        self
+    }
+
+    /// Serves c123-scoreboard's routes with this service.
+    pub fn with_scoreboard(mut self, scoreboard: crate::scoreboard::Scoreboard) -> AppState {
+        self.scoreboard = Some(scoreboard);
         self
     }
 

@@ -72,20 +72,9 @@ impl LiveStream {
     fn resolve<'s>(&mut self, snapshot: &'s Snapshot) -> Option<&'s Event> {
         let event = match &self.binding {
             Some(id) => snapshot.event(id)?,
-            // The event the folder imported an export into last (README: "the event of the
-            // newest export"); before any import since start, the newest such event.
-            None => snapshot
-                .latest_import
-                .as_deref()
-                .and_then(|id| snapshot.event(id))
-                .filter(|e| e.header.xml_event_id.is_some())
-                .or_else(|| {
-                    snapshot
-                        .events
-                        .values()
-                        .filter(|e| e.header.xml_event_id.is_some())
-                        .max_by_key(|e| e.header.id)
-                })?,
+            // The event the folder imported an export into last (one rule, shared with the
+            // scoreboard).
+            None => snapshot.direct_event()?,
         };
         if self.event_id != event.header.event_id {
             self.event_id = event.header.event_id.clone();

@@ -100,6 +100,22 @@ impl Snapshot {
     pub fn event(&self, event_id: &str) -> Option<&Arc<Event>> {
         self.events.get(event_id)
     }
+
+    /// The event a TCP source without an event binding feeds (README: "the event of the
+    /// newest export"): the one the folder imported into last, before any import since start
+    /// the newest event that came from an export. The scoreboard serves the same one.
+    pub fn direct_event(&self) -> Option<&Arc<Event>> {
+        self.latest_import
+            .as_deref()
+            .and_then(|id| self.event(id))
+            .filter(|e| e.header.xml_event_id.is_some())
+            .or_else(|| {
+                self.events
+                    .values()
+                    .filter(|e| e.header.xml_event_id.is_some())
+                    .max_by_key(|e| e.header.id)
+            })
+    }
 }
 
 /// A committed change set with the snapshot it produced.

@@ -161,6 +161,7 @@ fn assert_readme_defaults(c: &Settings, source: &str) {
     }
     // Settings the table calls off / none resolve to nothing.
     assert!(c.xml_dir.is_none() && c.c123.is_none() && c.tcp_listen.is_none());
+    assert!(c.scoreboard.listen.is_none(), "--scoreboard-listen is off");
     assert!(!c.tcp.auto_status && c.max_db_bytes.is_none());
     assert!(c.http.trusted_proxies.is_empty() && c.http.master_keys.is_empty());
     assert!(c.static_dir.is_none() && c.event.is_none() && c.xml_poll.is_none());

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod frames;
 pub mod logs;
 pub mod openapi;
+pub mod scoreboard;
 pub mod tcp_source;
 pub mod wait;
 pub mod ws;

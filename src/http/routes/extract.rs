@@ -42,6 +42,19 @@ impl FromRequestParts<AppState> for EventId {
     }
 }
 
+/// `{raceId}` of a route without an event (the scoreboard's `/api/xml/races/{raceId}`).
+pub struct RaceId(pub String);
+
+impl FromRequestParts<AppState> for RaceId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(RaceId(
+            Params::from_parts(parts, state).await?.take("raceId"),
+        ))
+    }
+}
+
 /// `{eventId}` and `{raceId}` of the route.
 pub struct RaceIds {
     pub event_id: String,

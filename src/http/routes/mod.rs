@@ -3,7 +3,8 @@
 //! and never becomes a 500.
 //!
 //! - `ops`: health, readiness, metrics. `public`: the public API and the WebSocket
-//!   route. `admin`: the admin API. `ingest`: c123-server's push.
+//!   route. `admin`: the admin API. `ingest`: c123-server's push. `scoreboard`:
+//!   c123-server's own routes for c123-scoreboard (`/ws`, `/api/discover`, `/api/xml/...`).
 //! - [`extract`]: typed extractors (path ids, `MasterKey`, `EventKey`); [`body`]: the body
 //!   limit and deadline and the strict JSON decoder ([`body::StrictJson`]).
 //! - Wrong methods: live-mini answers 404 where it has no such route, so a wrong method on a
@@ -20,6 +21,7 @@ mod ingest;
 mod ingest_body;
 mod ops;
 mod public;
+mod scoreboard;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(public::routes())
         .merge(admin::routes())
         .merge(ingest::routes(state.clone()))
+        .merge(scoreboard::routes())
         .route_layer(middleware::from_fn(label_route))
         .fallback(fallback)
         .method_not_allowed_fallback(fallback)
