@@ -25,7 +25,7 @@ use crate::ingest::tcp::{self, SharedSourceStatus, TcpSettings};
 use crate::ingest::watch::{self, SharedWatcherStatus, WatchError, WatchSettings};
 use crate::ingest::{BytesImportError, InputStatus};
 use crate::merge::{self, Input, MergeError, MergeHandle};
-use crate::scoreboard::{Scoreboard, SourceProbe};
+use crate::scoreboard::{Scoreboard, SourceProbe, SourceView};
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError, Synchronous};
@@ -266,13 +266,14 @@ impl RunningApp {
     fn start_scoreboard(&mut self, settings: &Settings) -> Scoreboard {
         let sources = Arc::clone(&self.probed_sources);
         let probe: SourceProbe = Arc::new(move || {
-            sources
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .any(|s| {
-                    s.lock().unwrap_or_else(|e| e.into_inner()).state == tcp::SourceState::Connected
-                })
+            let sources = sources.lock().unwrap_or_else(|e| e.into_inner());
+            let mut view = SourceView::default();
+            for s in sources.iter() {
+                let s = s.lock().unwrap_or_else(|e| e.into_inner());
+                view.connected |= s.state == tcp::SourceState::Connected;
+                view.venue_time = view.venue_time.or_else(|| s.venue_time());
+            }
+            view
         });
         let (sb, task) = Scoreboard::start(
             settings.scoreboard.clone(),

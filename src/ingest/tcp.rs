@@ -119,6 +119,10 @@ pub struct SourceStatus {
     pub connected_since: Option<String>,
     #[serde(skip)]
     pub last_frame_at: Option<Instant>,
+    /// The last valid `<TimeOfDay>` (ms since local midnight) and when it arrived: the
+    /// venue's wall clock, which the scoreboards show.
+    #[serde(skip)]
+    pub time_of_day: Option<(u32, Instant)>,
     pub last_frame_age_ms: Option<u64>,
     pub frames_total: u64,
     pub frames_by_type: BTreeMap<String, u64>,
@@ -138,6 +142,24 @@ pub struct SourceStatus {
 pub type SharedSourceStatus = Arc<Mutex<SourceStatus>>;
 
 impl SourceStatus {
+    /// Canoe123's wall clock now (`HH:MM:SS`, local to the venue): its last `<TimeOfDay>`
+    /// plus the time since it arrived; `None` without one in the last 10 s.
+    pub fn venue_time(&self) -> Option<String> {
+        let (ms, at) = self.time_of_day?;
+        let since = at.elapsed();
+        if since > std::time::Duration::from_secs(10) {
+            return None;
+        }
+        let now = (u64::from(ms) + since.as_millis() as u64) % 86_400_000;
+        let secs = now / 1000;
+        Some(format!(
+            "{:02}:{:02}:{:02}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        ))
+    }
+
     /// A copy with the frame age filled in (for display).
     pub fn report(&self) -> SourceStatus {
         let mut s = self.clone();

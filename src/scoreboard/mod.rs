@@ -81,8 +81,17 @@ pub enum UpgradeError {
     Full { max: usize },
 }
 
-/// Whether a Canoe123 TCP source is connected now (for `Connected` and `/api/status`).
-pub type SourceProbe = Arc<dyn Fn() -> bool + Send + Sync>;
+/// What the scoreboards need of the Canoe123 TCP sources now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceView {
+    /// A source has a session (for `Connected` and `/api/status`).
+    pub connected: bool,
+    /// Canoe123's wall clock (`HH:MM:SS`, the venue's local time), when a source sends it.
+    pub venue_time: Option<String>,
+}
+
+/// Reads [`SourceView`] from the sources (the composition root builds it).
+pub type SourceProbe = Arc<dyn Fn() -> SourceView + Send + Sync>;
 
 struct State {
     feed: Feed,
@@ -96,7 +105,7 @@ struct Inner {
     cfg: ScoreboardSettings,
     state: Mutex<State>,
     next_id: AtomicU64,
-    c123_connected: SourceProbe,
+    sources: SourceProbe,
     shutdown: Shutdown,
     started: Instant,
 }
@@ -122,7 +131,7 @@ impl Scoreboard {
     pub fn start(
         cfg: ScoreboardSettings,
         event: Option<String>,
-        c123_connected: SourceProbe,
+        sources: SourceProbe,
         merge: &MergeHandle,
         shutdown: Shutdown,
     ) -> (Scoreboard, tokio::task::JoinHandle<()>) {
@@ -137,7 +146,7 @@ impl Scoreboard {
             }),
             cfg,
             next_id: AtomicU64::new(1),
-            c123_connected,
+            sources,
             shutdown,
             started: Instant::now(),
         });
@@ -214,8 +223,11 @@ impl Scoreboard {
                 _ = tick.tick() => {
                     let mut st = self.lock();
                     if !st.clients.is_empty() {
-                        let now = timestamp();
-                        let hms = now.get(11..19).unwrap_or("00:00:00").to_owned();
+                        // The venue's clock from Canoe123 when a source sends it (as
+                        // c123-server relays it); else this machine's, in UTC.
+                        let hms = (self.inner.sources)().venue_time.unwrap_or_else(|| {
+                            timestamp().get(11..19).unwrap_or("00:00:00").to_owned()
+                        });
                         broadcast_msgs(&mut st, vec![("TimeOfDay", wire::time_of_day(&hms))]);
                     }
                 }
@@ -243,7 +255,7 @@ impl Scoreboard {
     }
 
     pub fn c123_connected(&self) -> bool {
-        (self.inner.c123_connected)()
+        (self.inner.sources)().connected
     }
 
     pub fn uptime(&self) -> Duration {

@@ -73,6 +73,23 @@ async fn bib_9_finish_reaches_the_scoreboard_as_c123_server_sends_it() {
     assert!(ticks
         .iter()
         .all(|t| t["data"]["time"].as_str().is_some_and(|s| s.len() == 8)));
+    // While the recording plays, the ticks show Canoe123's clock (the venue's, 10:34:11 to
+    // 10:38:xx in the recording; here at 20x), as c123-server relays it, not this machine's.
+    let venue: Vec<&str> = ticks
+        .iter()
+        .filter_map(|t| t["data"]["time"].as_str())
+        .filter(|t| ("10:34:11".."10:39:00").contains(t))
+        .collect();
+    assert!(
+        venue.len() * 2 >= ticks.len(),
+        "{} of {} TimeOfDay carry the recording's clock: {venue:?}",
+        venue.len(),
+        ticks.len()
+    );
+    assert!(
+        venue.windows(2).all(|w| w[0] <= w[1]),
+        "in order: {venue:?}"
+    );
 
     assert_model_ends_where_rest_is(&d, &mut ws, &msgs).await;
 

@@ -184,6 +184,11 @@ fn on_messages(
         s.frames_total += 1;
         s.last_frame_at = Some(arrived);
         for m in messages {
+            if let Message::TimeOfDay(t) = m {
+                if let Some(ms) = t.ms_since_midnight {
+                    s.time_of_day = Some((ms, arrived));
+                }
+            }
             match s.frames_by_type.get_mut(m.kind()) {
                 Some(n) => *n += 1,
                 None => {
