@@ -346,6 +346,17 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Settings, ConfigEr
         Some(mb) => Some(mb.saturating_mul(1024 * 1024)),
     };
     s.event = args.event.clone().or_else(|| file.event.clone());
+    if let Some(id) = s
+        .event
+        .as_deref()
+        .filter(|id| !crate::model::valid_event_id(id))
+    {
+        let quoted: String = id.chars().take(64).collect();
+        return Err(invalid(
+            "event",
+            format!("{quoted:?}: an event id is 1 to 100 of A-Z a-z 0-9 . _ - (not . or ..)"),
+        ));
+    }
     if let Some(strategy) = args.merge_strategy.or(file.merge_strategy) {
         s.merge.default_strategy = strategy;
     }

@@ -447,6 +447,20 @@ impl Event {
     }
 }
 
+/// Event ids appear in URLs: 1–100 characters of `A-Z a-z 0-9 . _ -` (RFC 3986 unreserved,
+/// so never percent-encoded), except `.` and `..`: clients remove those dot-segments from a
+/// URL path (RFC 3986 §5.2.4), so such an event could never be reached. Every way an event
+/// is created checks it: the admin API, an export's `EventId` in direct mode, `--event`.
+pub fn valid_event_id(id: &str) -> bool {
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 100
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,3 +75,26 @@ fn cli_definition_is_consistent() {
     use clap::CommandFactory;
     Cli::command().debug_assert();
 }
+
+#[test]
+fn an_event_id_that_cannot_be_an_event_id_is_refused() {
+    for bad in ["a/b", "..", ""] {
+        let args = ServeArgs {
+            event: Some(bad.into()),
+            ..ServeArgs::default()
+        };
+        let err = resolve(&args, &FileConfig::default()).unwrap_err();
+        assert!(err.to_string().starts_with("--event: "), "{bad:?}: {err}");
+    }
+    let args = ServeArgs {
+        event: Some("CZE2.2024040600".into()),
+        ..ServeArgs::default()
+    };
+    assert_eq!(
+        resolve(&args, &FileConfig::default())
+            .unwrap()
+            .event
+            .as_deref(),
+        Some("CZE2.2024040600")
+    );
+}

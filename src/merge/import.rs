@@ -46,6 +46,12 @@ impl MergeLoop {
             }
         }
         let created = existing.is_none();
+        if created && !crate::model::valid_event_id(&wanted_id) {
+            let quoted: String = wanted_id.chars().take(64).collect();
+            return Err(MergeError::Invalid(format!(
+                "EventId {quoted:?}: an event id is 1 to 100 of A-Z a-z 0-9 . _ - (not . or ..)"
+            )));
+        }
         let base = match &existing {
             Some(e) => (**e).clone(),
             None => Event::new(self.new_header(

@@ -418,3 +418,41 @@ async fn bad_exports_are_rejected_with_a_reason_and_change_nothing() {
     );
     assert_eq!(*event(&handle), *state_before);
 }
+
+/// Direct mode creates the event from the export's `EventId`; an id that could not stand in
+/// a URL (a path separator, a dot-segment, too long) is refused naming it, and no event is
+/// created. A good id still works on the same loop.
+#[tokio::test]
+async fn an_export_whose_event_id_cannot_be_an_event_id_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, _join) = start(&dir.path().join("live.db")).await;
+    let xml = fixture();
+    for bad in ["a/b", "..", "a b", &"x".repeat(101)] {
+        let with_id = xml.replace(
+            "<EventId>CZE2.2024040600</EventId>",
+            &format!("<EventId>{bad}</EventId>"),
+        );
+        assert_ne!(with_id, xml, "the fixture's EventId was replaced");
+        let export = parse_export(with_id.as_bytes()).expect("parses");
+        let refused = handle
+            .send(Input::Xml {
+                target: XmlTarget::ByExport { event_id: None },
+                export: Box::new(export),
+                origin: XmlOrigin::Cli,
+            })
+            .await
+            .expect_err("refused");
+        assert!(refused.to_string().contains("EventId"), "{refused}");
+        assert!(handle.snapshot().events.is_empty(), "no event for {bad:?}");
+    }
+    let export = parse_export(xml.as_bytes()).expect("parses");
+    handle
+        .send(Input::Xml {
+            target: XmlTarget::ByExport { event_id: None },
+            export: Box::new(export),
+            origin: XmlOrigin::Cli,
+        })
+        .await
+        .expect("the real EventId is a good id");
+    assert!(handle.snapshot().event("CZE2.2024040600").is_some());
+}

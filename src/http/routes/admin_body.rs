@@ -35,18 +35,7 @@ pub struct CreateEventBody {
     image_data: Option<String>,
 }
 
-/// Event ids appear in URLs: 1–100 characters of `A-Z a-z 0-9 . _ -` (RFC 3986 unreserved,
-/// so never percent-encoded), except `.` and `..`: clients remove those dot-segments from a
-/// URL path (RFC 3986 §5.2.4), so such an event could never be reached.
-pub fn valid_event_id(id: &str) -> bool {
-    !id.is_empty()
-        && id != "."
-        && id != ".."
-        && id.len() <= 100
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
+pub use crate::model::valid_event_id;
 
 fn text_field(name: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
     match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
