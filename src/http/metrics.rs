@@ -260,6 +260,14 @@ impl Collector for MergeCollector {
             up.metric_type(),
         )?;
         up.encode(m)?;
+        let skipped = ConstGauge::new(self.merge.skipped_rows().count as i64);
+        let m = encoder.encode_descriptor(
+            "store_skipped_rows",
+            "Stored rows that could not be read at start and were left out (listed in the admin status)",
+            None,
+            skipped.metric_type(),
+        )?;
+        skipped.encode(m)?;
         Ok(())
     }
 }

@@ -287,6 +287,12 @@ fn serve(db: &Path) -> Result<(Daemon, String, String), String> {
 }
 
 fn get(addr: &str, path: &str) -> serde_json::Value {
+    let out = get_text(addr, path);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// The body of `GET path`, as text.
+fn get_text(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -297,8 +303,7 @@ fn get(addr: &str, path: &str) -> serde_json::Value {
     .unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {out}"))
+    out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
 }
 
 #[test]
@@ -369,6 +374,11 @@ fn a_corrupt_row_is_skipped_logged_and_reported_at_startup() {
         "{text}"
     );
     assert!(text.contains("jarni"), "{text}");
+    let metrics = get_text(&addr, "/metrics");
+    assert!(
+        metrics.lines().any(|l| l == "store_skipped_rows 2"),
+        "the count is in /metrics"
+    );
     // Everything else is served.
     let events = get(&addr, "/api/v1/admin/events");
     assert!(
