@@ -12,31 +12,20 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use c123_live::app::{App, RunningApp};
 use c123_live::ingest::replay::ReplaySettings;
 use c123_live::merge::MergeHandle;
 use c123_live::settings::Settings;
 use c123_live::store::Synchronous;
-use fantoccini::{Client, ClientBuilder};
-use serde_json::{json, Value};
+
+use crate::support::browser::{browser, browsers, js, set_viewport, start_chromedriver, wait_for};
 
 const EVENT: &str = c123_live::app::DEMO_EVENT;
 const RACE: &str = "K1M_ST_BR2_6";
 /// Replay speed: bib 9 finishes about 67 s into the recording, so about 13 s here.
 const SPEED: f64 = 5.0;
-
-fn find_exe(env: &str, names: &[&str]) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env) {
-        return Some(PathBuf::from(p)).filter(|p| p.is_file());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
-}
 
 /// The daemon as `serve` wires it, on a given database and address.
 struct Daemon {
@@ -81,103 +70,6 @@ impl Daemon {
     }
 }
 
-struct Driver(Child);
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-async fn start_chromedriver(exe: &Path) -> (Driver, String) {
-    let port = free_port();
-    let child = Command::new(exe)
-        .arg(format!("--port={port}"))
-        .arg("--allowed-ips=127.0.0.1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let driver = Driver(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "chromedriver did not listen");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (driver, url)
-}
-
-async fn browser(driver_url: &str, chrome: &Path, profile: &Path) -> Client {
-    let args = [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=420,1100",
-        &format!("--user-data-dir={}", profile.display()),
-    ];
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": { "binary": chrome.to_str().unwrap(), "args": args },
-    });
-    let caps = match caps {
-        Value::Object(m) => m,
-        _ => unreachable!(),
-    };
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(driver_url)
-        .await
-        .expect("webdriver session")
-}
-
-async fn js(c: &Client, script: &str) -> Value {
-    c.execute(script, vec![]).await.expect("script runs")
-}
-
-/// Polls `script` (a JS expression body returning a value) until `ok` accepts its value.
-async fn wait_for(
-    c: &Client,
-    what: &str,
-    limit: Duration,
-    script: &str,
-    ok: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let v = js(c, script).await;
-        if ok(&v) {
-            return v;
-        }
-        if Instant::now() > deadline {
-            let text = js(c, "return document.body.innerText").await;
-            panic!("timed out waiting for {what}; last value {v}; page:\n{text}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 const ROW9: &str = r#"const tr = document.querySelector('#view tr[data-bib="9"]');
 return tr ? { text: tr.innerText, hi: tr.classList.contains('hi') } : null;"#;
 const CONN: &str = "return document.getElementById('conn').dataset.state";
@@ -191,20 +83,7 @@ fn artifacts_dir() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spectator_page_follows_the_demo_in_chromium() {
-    let chrome = find_exe("CHROME", &["chromium", "chromium-browser", "google-chrome"]);
-    let chromedriver = find_exe("CHROMEDRIVER", &["chromedriver"]);
-    let (Some(chrome), Some(chromedriver)) = (chrome, chromedriver) else {
-        // In CI (.ci/run installs both) a missing browser is a failure: a silent pass there
-        // would prove nothing about the page. Locally it is a skip that says so.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but chromium and/or chromedriver are not installed \
-             (apt-get install -y chromium chromium-driver)"
-        );
-        eprintln!(
-            "SKIPPED browser_spectator: chromium and/or chromedriver not found \
-             (install: apt-get install -y chromium chromium-driver)"
-        );
+    let Some((chrome, chromedriver)) = browsers("browser_spectator") else {
         return;
     };
 
@@ -217,7 +96,8 @@ async fn spectator_page_follows_the_demo_in_chromium() {
         .expect("demo event");
 
     let (_driver, driver_url) = start_chromedriver(&chromedriver).await;
-    let c = browser(&driver_url, &chrome, &dir.path().join("profile")).await;
+    let c = browser(&driver_url, &chrome, &dir.path().join("profile"), "en-US").await;
+    set_viewport(&c, 420, 1100).await;
     let result = async {
         // First view: the page, then the race the test follows (as a shared link would).
         c.goto(&format!("http://{addr}/#e={EVENT}&r={RACE}"))
