@@ -181,11 +181,12 @@ impl App {
         }
         state = state.with_scoreboard(scoreboard);
         if let Some((listener, _)) = second {
-            // The same routes: the scoreboard's and everything else (its discovery expects
-            // one server on one port).
+            // The scoreboard's routes only (this port is often open on every address, where
+            // the admin and ingest API must not be), within the main listener's caps.
             let (state, shutdown) = (state.clone(), running.shutdown.clone());
             running.tasks.push(tokio::spawn(async move {
-                if let Err(e) = crate::http::serve(listener, state, shutdown).await {
+                let only = crate::http::Surface::ScoreboardOnly;
+                if let Err(e) = crate::http::serve_surface(listener, state, shutdown, only).await {
                     tracing::error!(error = %e, "scoreboard listener stopped");
                 }
             }));

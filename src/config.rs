@@ -259,8 +259,28 @@ impl FileConfig {
         })?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: parse_message(&text, &e),
         })
+    }
+}
+
+/// Where and what, without the value: toml quotes the offending value and its line, and a
+/// wrong `master-keys = "…"` would put the key into the log.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let mut what = e.message().to_owned();
+    // `invalid type: string "s3cret", expected a sequence`: drop every quoted part.
+    while let Some(open) = what.find('"') {
+        match what[open + 1..].find('"') {
+            Some(len) => what.replace_range(open..open + len + 2, "(value)"),
+            None => what.truncate(open),
+        }
+    }
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {what}")
+        }
+        None => what,
     }
 }
 

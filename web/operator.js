@@ -183,7 +183,22 @@ function setPoll(stateName, text) {
   $('poll').textContent = text;
 }
 
+// One poll at a time: a poll asked for while one is waiting for the daemon (an action's
+// refresh) runs right after it, instead of starting a second timer chain beside it.
 async function poll() {
+  if (S.polling) { S.again = true; return; }
+  S.polling = true;
+  try {
+    do {
+      S.again = false;
+      await pollOnce();
+    } while (S.again && S.key);
+  } finally {
+    S.polling = false;
+  }
+}
+
+async function pollOnce() {
   clearTimeout(S.timer);
   if (!S.key) return;
   const at = performance.now();

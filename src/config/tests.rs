@@ -98,3 +98,18 @@ fn an_event_id_that_cannot_be_an_event_id_is_refused() {
         Some("CZE2.2024040600")
     );
 }
+
+/// A wrong type for a secret must not quote the secret in the error (it goes to the log).
+#[test]
+fn a_config_error_names_the_line_not_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:8080\"\nmaster-keys = \"s3cret-master-key\"\n",
+    )
+    .unwrap();
+    let err = FileConfig::load(Some(&path)).unwrap_err().to_string();
+    assert!(!err.contains("s3cret"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+}

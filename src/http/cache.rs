@@ -41,8 +41,9 @@ pub struct Key {
     pub route: &'static str,
     pub event: String,
     pub race: String,
-    /// The raw query string (a different spelling is another entry, never a wrong one).
-    pub query: String,
+    /// What of the query shapes the body, normalized (`catId` and `detailed` for results;
+    /// empty elsewhere). Never the raw query: its padding would make entries of any size.
+    pub variant: String,
 }
 
 struct Entry {
@@ -130,9 +131,9 @@ impl ResponseCache {
 
     fn insert(&self, key: Key, entry: Arc<Entry>) {
         let mut entries = self.lock();
-        let size = entry_bytes(&entry);
+        let size = entry_bytes(&key, &entry);
         if let Some(old) = entries.map.remove(&key) {
-            entries.bytes = entries.bytes.saturating_sub(entry_bytes(&old));
+            entries.bytes = entries.bytes.saturating_sub(entry_bytes(&key, &old));
         }
         if entries.bytes + size > self.max_bytes {
             entries.map.clear();
@@ -188,14 +189,23 @@ impl ResponseCache {
     }
 }
 
-/// What an entry counts against the bound: its body, and as much again for its gzip (which
-/// is smaller), reserved when it is inserted.
-fn entry_bytes(entry: &Entry) -> usize {
-    entry.json.len().saturating_mul(2)
+/// What an entry counts against the bound: its body, as much again for its gzip (which is
+/// smaller), reserved when it is inserted, and its key and ETag (whose parts come from
+/// outside), so that many small bodies with long keys are bounded too.
+fn entry_bytes(key: &Key, entry: &Entry) -> usize {
+    let fixed = std::mem::size_of::<Key>() + std::mem::size_of::<Entry>();
+    entry
+        .json
+        .len()
+        .saturating_mul(2)
+        .saturating_add(key.event.len() + key.race.len() + key.variant.len())
+        .saturating_add(entry.etag.len() + fixed)
 }
 
-/// `{version of this program}.{epoch}.{version}.{digest of the key}`: equal only for the same
-/// body, across restarts of the same build on the same database.
+/// `{boot}.{epoch}.{version}.{digest of the key}`. `boot` is drawn once per process: a
+/// restart (or another build) may serve other bytes at the same `seq` (the on-course list is
+/// not stored, and the JSON may change with the program), so a validator never outlives the
+/// process that made it.
 fn etag_for(key: &Key, epoch: &str, version: u64) -> String {
     let mut h = std::hash::DefaultHasher::new();
     key.hash(&mut h);
@@ -204,11 +214,23 @@ fn etag_for(key: &Key, epoch: &str, version: u64) -> String {
         .filter(char::is_ascii_alphanumeric)
         .take(16)
         .collect();
-    format!(
-        "{}.{epoch}.{version}.{:016x}",
-        env!("CARGO_PKG_VERSION"),
-        h.finish()
-    )
+    format!("{}.{epoch}.{version}.{:016x}", boot(), h.finish())
+}
+
+/// This process's random tag (hex).
+fn boot() -> &'static str {
+    static BOOT: OnceLock<String> = OnceLock::new();
+    BOOT.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        // Without randomness, the start time still differs between restarts.
+        if getrandom::fill(&mut bytes).is_err() {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            bytes = nanos.to_le_bytes();
+        }
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    })
 }
 
 #[cfg(test)]
@@ -220,7 +242,7 @@ mod tests {
             route: "results",
             event: "EV".into(),
             race: "R".into(),
-            query: format!("catId={n}"),
+            variant: format!("catId={n}"),
         }
     }
 
@@ -257,10 +279,27 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(computed, 2, "once per version");
-        assert_eq!(
-            cache.held_bytes(),
-            2000,
-            "one entry, reserved twice its body"
+        let held = cache.held_bytes();
+        assert!(
+            (2000..3000).contains(&held),
+            "one entry: twice its body, and its key and ETag: {held}"
         );
+    }
+
+    /// Small bodies under long keys (a padded category from outside) are bounded too: the
+    /// key counts, so 5 000 entries with 60 KB keys never hold more than the bound.
+    #[test]
+    fn long_keys_count_against_the_bound() {
+        let cache = ResponseCache::new(MAX_CACHED_BYTES, Family::default());
+        for n in 0..5_000 {
+            let mut k = key(n);
+            k.variant = format!("{n}{}", "x".repeat(60_000));
+            cache
+                .reply(k, "epoch", 1, &HeaderMap::new(), || Ok(b"{}".to_vec()))
+                .unwrap();
+            assert!(cache.held_bytes() <= MAX_CACHED_BYTES);
+        }
+        let keys: usize = cache.lock().map.keys().map(|k| k.variant.len()).sum();
+        assert!(keys <= MAX_CACHED_BYTES, "{keys} bytes of keys held");
     }
 }

@@ -227,6 +227,15 @@ impl HttpSettings {
     }
 }
 
+/// The connection caps of one daemon: at most `max_connections` open, and at most
+/// `max_connections_per_ip` per client address, across all its listeners.
+pub struct ConnectionLimits {
+    permits: Arc<Semaphore>,
+    /// The permits in all: a graceful stop waits until every one is back.
+    total: u32,
+    per_ip: Arc<PerIp>,
+}
+
 /// What every handler gets. Cheap to clone. (The WebSocket hub adds its handle here.)
 #[derive(Clone)]
 pub struct AppState {
@@ -243,6 +252,8 @@ pub struct AppState {
     pub ws_per_ip: Arc<PerIp>,
     /// Public GET bodies as bytes, per event version.
     pub cache: Arc<cache::ResponseCache>,
+    /// Open connections, shared by every listener of this state.
+    pub limits: Arc<ConnectionLimits>,
     /// The database file, for the operator status's sizes (`None`: not reported).
     pub db_path: Option<std::path::PathBuf>,
     /// The daemon's `--merge-strategy`, for the operator status (events may override it).
@@ -266,8 +277,18 @@ impl AppState {
             cache::MAX_CACHED_BYTES,
             metrics.response_cache.clone(),
         ));
+        let total = settings
+            .max_connections
+            .min(Semaphore::MAX_PERMITS)
+            .min(u32::MAX as usize);
+        let limits = Arc::new(ConnectionLimits {
+            permits: Arc::new(Semaphore::new(total)),
+            total: total as u32,
+            per_ip: Arc::new(PerIp::default()),
+        });
         AppState {
             merge,
+            limits,
             settings: Arc::new(settings),
             metrics,
             inputs,
@@ -320,18 +341,38 @@ pub async fn serve(
     state: AppState,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
+    serve_surface(listener, state, shutdown, Surface::Everything).await
+}
+
+/// What one listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// The whole API, the pages and the scoreboard routes (`--listen`).
+    Everything,
+    /// Only the scoreboard's routes and the health checks (`--scoreboard-listen`, often on
+    /// every address at port 27123): no admin or ingest API there.
+    ScoreboardOnly,
+}
+
+/// Serves `surface` on `listener`. Every listener of one `state` shares its connection
+/// limits (`max_connections`, `max_connections_per_ip`): a second listener does not double
+/// them.
+pub async fn serve_surface(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: Shutdown,
+    surface: Surface,
+) -> std::io::Result<()> {
     state
         .settings
         .validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-    let max = state
-        .settings
-        .max_connections
-        .min(Semaphore::MAX_PERMITS)
-        .min(u32::MAX as usize);
-    let permits = Arc::new(Semaphore::new(max));
-    let per_ip = Arc::new(PerIp::default());
-    let app = routes::router(state.clone());
+    let permits = Arc::clone(&state.limits.permits);
+    let per_ip = Arc::clone(&state.limits.per_ip);
+    let app = match surface {
+        Surface::Everything => routes::router(state.clone()),
+        Surface::ScoreboardOnly => routes::scoreboard_router(state.clone()),
+    };
     loop {
         let Some((stream, peer)) = crate::shutdown::accept(&listener, &shutdown).await else {
             break;
@@ -373,7 +414,8 @@ pub async fn serve(
     }
     drop(listener);
     let grace = state.settings.shutdown_grace;
-    let _ = tokio::time::timeout(grace, permits.acquire_many(max as u32)).await;
+    // Every connection of this daemon, the other listener's too (they stop together).
+    let _ = tokio::time::timeout(grace, permits.acquire_many(state.limits.total)).await;
     Ok(())
 }
 

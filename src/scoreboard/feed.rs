@@ -54,12 +54,15 @@ pub fn absorb(pending: &mut BTreeMap<String, Touched>, changes: &ChangeSet) {
 }
 
 /// The event a scoreboard shows: `explicit` (the daemon's `--event`) when set and present,
-/// else the event the TCP sources feed without a binding ([`Snapshot::direct_event`]).
+/// else the event the TCP sources feed without a binding ([`Snapshot::direct_event`]); and
+/// only once it is public (startlist or later), as on the phones' API: a draft's names and
+/// results are nobody's to read yet, and these routes need no key.
 pub fn served_event<'s>(snapshot: &'s Snapshot, explicit: Option<&str>) -> Option<&'s Arc<Event>> {
     match explicit {
         Some(id) => snapshot.event(id),
         None => snapshot.direct_event(),
     }
+    .filter(|e| e.header.status.is_public())
 }
 
 /// The race running now: the operator's `activeRaceId` when set; else the race of the rider

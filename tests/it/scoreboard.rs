@@ -315,6 +315,26 @@ async fn without_an_event_the_imported_event_is_served() {
         (404, Some("NotFound")),
         "{body}"
     );
+    // The second listener (often every address, port 27123) serves the scoreboard's routes
+    // and the health checks only: no admin, ingest or phone API there.
+    for path in [
+        "/api/v1/events",
+        "/api/v1/admin/status",
+        "/api/v1/admin/log",
+        "/metrics",
+    ] {
+        assert_eq!(
+            d.board(path).await.0,
+            404,
+            "{path} on the scoreboard listener"
+        );
+    }
+    assert_eq!(d.board("/readyz").await.0, 200);
+    assert_eq!(
+        d.get(&d.api, "/api/v1/events").await.0,
+        200,
+        "the main listener has it"
+    );
     assert!(body["message"]
         .as_str()
         .is_some_and(|m| m.contains("No event is served")));
@@ -342,6 +362,15 @@ async fn without_an_event_the_imported_event_is_served() {
     );
     let file = d.dir.path().join("xml").join("jarni-2024.xml");
     std::fs::write(&file, fixture_xml()).expect("export into the folder");
+    // A draft is nobody's to read yet: nothing is served until the event is public.
+    let merge = &d.app.as_ref().expect("running").merge;
+    crate::support::wait::eventually(merge, "the draft event", Duration::from_secs(15), |s| {
+        s.event("CZE2.2024040600").is_some()
+    })
+    .await;
+    let (st, _) = d.board("/api/xml/schedule").await;
+    assert_eq!(st, 404, "a draft's schedule is not served");
+    d.publish("CZE2.2024040600").await;
     let schedule = next_of(&mut ws, "Schedule", Duration::from_secs(15))
         .await
         .expect("Schedule once the event exists");
@@ -481,6 +510,7 @@ async fn another_event_in_the_folder_makes_the_scoreboards_reload() {
     let d = start(None, ScoreboardSettings::default()).await;
     let folder = d.dir.path().join("xml");
     std::fs::write(folder.join("a.xml"), fixture_xml()).expect("export");
+    d.publish("CZE2.2024040600").await;
     let mut ws = d.connect().await;
     // Connected, then (once the import is in) the first event's state.
     next_of(&mut ws, "Schedule", Duration::from_secs(15))
@@ -493,6 +523,7 @@ async fn another_event_in_the_folder_makes_the_scoreboards_reload() {
         "<EventId>CZE2.2024040700</EventId>",
     );
     std::fs::write(folder.join("b.xml"), other).expect("export");
+    d.publish("CZE2.2024040700").await;
     let refresh = next_of(&mut ws, "ForceRefresh", Duration::from_secs(15))
         .await
         .expect("ForceRefresh when the served event changes");

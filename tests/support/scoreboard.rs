@@ -101,6 +101,27 @@ impl Daemon {
         );
     }
 
+    /// Once the folder has created `event_id`, moves it to `startlist` with the master key:
+    /// scoreboards serve public events only.
+    pub async fn publish(&self, event_id: &str) {
+        let merge = &self.app.as_ref().expect("running").merge;
+        super::wait::eventually(
+            merge,
+            "the event from the folder",
+            Duration::from_secs(15),
+            |s| s.event(event_id).is_some(),
+        )
+        .await;
+        let path = format!("/api/v1/admin/events/{event_id}/status");
+        self.send(
+            reqwest::Method::PATCH,
+            &path,
+            ("X-Master-Key", MASTER),
+            json!({"status": "startlist"}),
+        )
+        .await;
+    }
+
     /// The fixture event, imported and running.
     pub async fn running_event(&self) {
         let r = self

@@ -57,7 +57,23 @@ pub fn router(state: AppState) -> Router {
         .merge(public::routes())
         .merge(admin::routes())
         .merge(ingest::routes(state.clone()))
-        .merge(scoreboard::routes())
+        .merge(scoreboard::routes());
+    finish(routes, state)
+}
+
+/// The second listener's application (`--scoreboard-listen`): the scoreboard's routes and the
+/// health checks only, with the same layers and fallbacks.
+pub fn scoreboard_router(state: AppState) -> Router {
+    finish(
+        Router::new()
+            .merge(ops::health_routes())
+            .merge(scoreboard::routes()),
+        state,
+    )
+}
+
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    let routes = routes
         .route_layer(middleware::from_fn(label_route))
         .fallback(fallback)
         .method_not_allowed_fallback(fallback)

@@ -11,11 +11,15 @@ use crate::http::error::{ApiError, ErrorCode};
 use crate::http::AppState;
 
 pub fn routes() -> Router<AppState> {
+    health_routes().route("/metrics", get(metrics))
+}
+
+/// Liveness and readiness, for every listener (load balancers probe them).
+pub fn health_routes() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/healthz", get(health))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
 }
 
 async fn health() -> Res {

@@ -47,12 +47,12 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("serialization failed: {e}")))
 }
 
-fn key(route: &'static str, event: &str, race: &str, query: Option<&str>) -> Key {
+fn key(route: &'static str, event: &str, race: &str, variant: String) -> Key {
     Key {
         route,
         event: event.to_owned(),
         race: race.to_owned(),
-        query: query.unwrap_or("").to_owned(),
+        variant,
     }
 }
 
@@ -89,7 +89,7 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Res {
     }
     let version = std::hash::Hasher::finish(&digest);
     state.cache.reply(
-        key("/api/v1/events", "", "", None),
+        key("/api/v1/events", "", "", String::new()),
         &snap.epoch,
         version,
         &headers,
@@ -110,9 +110,12 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Res {
 }
 
 async fn detail(State(state): State<AppState>, EventId(id): EventId, headers: HeaderMap) -> Res {
-    cached_event_reply(&state, &headers, key("detail", &id, "", None), |e| {
-        Ok(wire::event_detail(e))
-    })
+    cached_event_reply(
+        &state,
+        &headers,
+        key("detail", &id, "", String::new()),
+        |e| Ok(wire::event_detail(e)),
+    )
 }
 
 fn flag(v: Option<String>) -> bool {
@@ -125,27 +128,33 @@ async fn results(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Res {
-    let k = key("results", &ids.event_id, &ids.race_id, q.as_deref());
+    let q = q.as_deref();
+    let cat = query_param(q, "catId");
+    let detailed = flag(query_param(q, "detailed"));
+    // The category only narrows the rows when it is one of the event's (checked inside), so
+    // an unknown one is another small entry; its length still counts against the bound.
+    let variant = format!("{detailed}:{}", cat.as_deref().unwrap_or(""));
+    let k = key("results", &ids.event_id, &ids.race_id, variant);
     cached_event_reply(&state, &headers, k, |e| {
-        let q = q.as_deref();
-        let cat = query_param(q, "catId");
-        let detailed = flag(query_param(q, "detailed"));
         wire::race_results(e, &ids.race_id, cat.as_deref(), detailed)
             .ok_or_else(|| ApiError::not_found("Race not found"))
     })
 }
 
 async fn startlist(State(state): State<AppState>, ids: RaceIds, headers: HeaderMap) -> Res {
-    let k = key("startlist", &ids.event_id, &ids.race_id, None);
+    let k = key("startlist", &ids.event_id, &ids.race_id, String::new());
     cached_event_reply(&state, &headers, k, |e| {
         wire::startlist(e, &ids.race_id).ok_or_else(|| ApiError::not_found("Race not found"))
     })
 }
 
 async fn oncourse(State(state): State<AppState>, EventId(id): EventId, headers: HeaderMap) -> Res {
-    cached_event_reply(&state, &headers, key("oncourse", &id, "", None), |e| {
-        Ok(serde_json::json!({ "oncourse": wire::oncourse(e) }))
-    })
+    cached_event_reply(
+        &state,
+        &headers,
+        key("oncourse", &id, "", String::new()),
+        |e| Ok(serde_json::json!({ "oncourse": wire::oncourse(e) })),
+    )
 }
 
 async fn categories(
@@ -153,9 +162,12 @@ async fn categories(
     EventId(id): EventId,
     headers: HeaderMap,
 ) -> Res {
-    cached_event_reply(&state, &headers, key("categories", &id, "", None), |e| {
-        Ok(serde_json::json!({ "categories": wire::categories(e) }))
-    })
+    cached_event_reply(
+        &state,
+        &headers,
+        key("categories", &id, "", String::new()),
+        |e| Ok(serde_json::json!({ "categories": wire::categories(e) })),
+    )
 }
 
 async fn image(State(state): State<AppState>, EventId(id): EventId) -> Res {
