@@ -131,8 +131,7 @@ async fn results(
     let q = q.as_deref();
     let cat = query_param(q, "catId");
     let detailed = flag(query_param(q, "detailed"));
-    // The category only narrows the rows when it is one of the event's (checked inside), so
-    // an unknown one is another small entry; its length still counts against the bound.
+    // An unknown category is a small entry (no rows); its length counts against the bound.
     let variant = format!("{detailed}:{}", cat.as_deref().unwrap_or(""));
     let k = key("results", &ids.event_id, &ids.race_id, variant);
     cached_event_reply(&state, &headers, k, |e| {
