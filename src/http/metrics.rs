@@ -29,7 +29,7 @@ use crate::merge::MergeHandle;
 pub struct RequestLabels {
     /// The route template the router matched (`MatchedPath`), `static` or `unmatched`.
     pub route: String,
-    pub method: String,
+    pub method: &'static str,
     pub status: u16,
 }
 
@@ -498,8 +498,14 @@ impl Metrics {
 
     pub fn request(&self, route: &str, method: &str, status: u16) {
         let method = match method {
-            "GET" | "HEAD" | "POST" | "PATCH" | "DELETE" | "PUT" | "OPTIONS" => method.to_owned(),
-            _ => "OTHER".to_owned(),
+            "GET" => "GET",
+            "HEAD" => "HEAD",
+            "POST" => "POST",
+            "PATCH" => "PATCH",
+            "DELETE" => "DELETE",
+            "PUT" => "PUT",
+            "OPTIONS" => "OPTIONS",
+            _ => "OTHER",
         };
         self.requests
             .get_or_create(&RequestLabels {

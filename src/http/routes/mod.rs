@@ -105,13 +105,26 @@ fn is_json(
 #[derive(Debug, Clone, Copy)]
 pub struct Head;
 
-/// Response extension: the metrics label of the route that answered.
+/// Response extension: the metrics label of the route that answered. `MatchedPath` is an
+/// `Arc<str>` inside, so labelling a request allocates nothing.
 #[derive(Debug, Clone)]
-struct RouteLabel(String);
+enum RouteLabel {
+    Matched(MatchedPath),
+    Static,
+}
+
+impl RouteLabel {
+    fn as_str(&self) -> &str {
+        match self {
+            RouteLabel::Matched(p) => p.as_str(),
+            RouteLabel::Static => "static",
+        }
+    }
+}
 
 /// The route template (`/api/v1/events/{eventId}`) as the metrics label.
 async fn label_route(path: MatchedPath, req: Request, next: Next) -> Response {
-    let label = RouteLabel(path.as_str().to_owned());
+    let label = RouteLabel::Matched(path);
     let mut resp = next.run(req).await;
     resp.extensions_mut().insert(label);
     resp
@@ -130,7 +143,7 @@ async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     if req.method() == Method::GET && !api {
         let mut resp = state.frontend.serve(path, req.headers()).await;
         resp.extensions_mut()
-            .insert(RouteLabel("static".to_owned()));
+            .insert(RouteLabel::Static);
         return resp;
     }
     let method = if head { "HEAD" } else { req.method().as_str() };
@@ -144,8 +157,8 @@ async fn fallback(State(state): State<AppState>, req: Request) -> Response {
 async fn outer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     // The path only: a query string could carry anything, and headers (keys) are never
-    // logged.
-    let path = req.uri().path().to_owned();
+    // logged. Copied only when the line will be written.
+    let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
     let has_body = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -174,14 +187,15 @@ async fn outer(State(state): State<AppState>, mut req: Request, next: Next) -> R
     if head {
         resp = strip_body(resp).await;
     }
-    let route = resp
-        .extensions_mut()
-        .remove::<RouteLabel>()
-        .map_or_else(|| "unmatched".to_owned(), |r| r.0);
-    state
-        .metrics
-        .request(&route, method.as_str(), status.as_u16());
-    tracing::debug!(client = ?client, %method, %path, status = status.as_u16(), "request");
+    let route = resp.extensions_mut().remove::<RouteLabel>();
+    state.metrics.request(
+        route.as_ref().map_or("unmatched", RouteLabel::as_str),
+        method.as_str(),
+        status.as_u16(),
+    );
+    if let Some(path) = path {
+        tracing::debug!(client = ?client, %method, %path, status = status.as_u16(), "request");
+    }
     resp
 }
 

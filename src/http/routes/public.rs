@@ -56,6 +56,9 @@ fn key(route: &'static str, event: &str, race: &str, variant: String) -> Key {
     }
 }
 
+// The handlers take the `Request` (last) rather than a `HeaderMap`: axum's `HeaderMap`
+// extractor clones every header of the request, and a cache hit has little else to do.
+
 /// One public event's reply from the cache: computed at most once per `seq` of the event.
 fn cached_event_reply<T: serde::Serialize>(
     state: &AppState,
@@ -74,7 +77,7 @@ fn cached_event_reply<T: serde::Serialize>(
     })
 }
 
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Res {
+async fn list(State(state): State<AppState>, req: Request) -> Res {
     let snap = state.merge.snapshot();
     let mut events: Vec<_> = snap
         .events
@@ -92,7 +95,7 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Res {
         key("/api/v1/events", "", "", String::new()),
         &snap.epoch,
         version,
-        &headers,
+        req.headers(),
         || {
             // start_date descending, events without a date last.
             events.sort_by(|a, b| {
@@ -109,10 +112,10 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Res {
     )
 }
 
-async fn detail(State(state): State<AppState>, EventId(id): EventId, headers: HeaderMap) -> Res {
+async fn detail(State(state): State<AppState>, EventId(id): EventId, req: Request) -> Res {
     cached_event_reply(
         &state,
-        &headers,
+        req.headers(),
         key("detail", &id, "", String::new()),
         |e| Ok(wire::event_detail(e)),
     )
@@ -126,7 +129,7 @@ async fn results(
     State(state): State<AppState>,
     ids: RaceIds,
     RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    req: Request,
 ) -> Res {
     let q = q.as_deref();
     let cat = query_param(q, "catId");
@@ -134,23 +137,23 @@ async fn results(
     // An unknown category is a small entry (no rows); its length counts against the bound.
     let variant = format!("{detailed}:{}", cat.as_deref().unwrap_or(""));
     let k = key("results", &ids.event_id, &ids.race_id, variant);
-    cached_event_reply(&state, &headers, k, |e| {
+    cached_event_reply(&state, req.headers(), k, |e| {
         wire::race_results(e, &ids.race_id, cat.as_deref(), detailed)
             .ok_or_else(|| ApiError::not_found("Race not found"))
     })
 }
 
-async fn startlist(State(state): State<AppState>, ids: RaceIds, headers: HeaderMap) -> Res {
+async fn startlist(State(state): State<AppState>, ids: RaceIds, req: Request) -> Res {
     let k = key("startlist", &ids.event_id, &ids.race_id, String::new());
-    cached_event_reply(&state, &headers, k, |e| {
+    cached_event_reply(&state, req.headers(), k, |e| {
         wire::startlist(e, &ids.race_id).ok_or_else(|| ApiError::not_found("Race not found"))
     })
 }
 
-async fn oncourse(State(state): State<AppState>, EventId(id): EventId, headers: HeaderMap) -> Res {
+async fn oncourse(State(state): State<AppState>, EventId(id): EventId, req: Request) -> Res {
     cached_event_reply(
         &state,
-        &headers,
+        req.headers(),
         key("oncourse", &id, "", String::new()),
         |e| Ok(serde_json::json!({ "oncourse": wire::oncourse(e) })),
     )
@@ -159,11 +162,11 @@ async fn oncourse(State(state): State<AppState>, EventId(id): EventId, headers: 
 async fn categories(
     State(state): State<AppState>,
     EventId(id): EventId,
-    headers: HeaderMap,
+    req: Request,
 ) -> Res {
     cached_event_reply(
         &state,
-        &headers,
+        req.headers(),
         key("categories", &id, "", String::new()),
         |e| Ok(serde_json::json!({ "categories": wire::categories(e) })),
     )
