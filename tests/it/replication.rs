@@ -1,0 +1,463 @@
+//! Read replicas over a real NATS JetStream (`nats-server -js` on a loopback port): the
+//! origin plays the real recording through its TCP source, and its replicas serve the same
+//! WebSocket messages, the same REST bytes and the same model at every `seq`; through a NATS
+//! outage, a replica's restart, a replica that starts late (from the snapshot) and the
+//! origin's restart.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use c123_live::model::Event;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::support::nats::NatsServer;
+use crate::support::replicas::{
+    caught_up, commits, origin, play, prepare, recording_done, replica, Daemon, EV,
+};
+use crate::support::wait::poll_until;
+use crate::support::ws::{next_change, Ws};
+use crate::support::MASTER;
+
+/// Frames in the bundled recording.
+const FRAMES: u64 = 1051;
+const CATCH_UP: Duration = Duration::from_secs(30);
+
+async fn ws(d: &Daemon) -> Ws {
+    let url = format!("ws://{}/api/v1/events/{EV}/ws", d.addr());
+    tokio_tungstenite::connect_async(url).await.expect("ws").0
+}
+
+/// Reads every change a WebSocket client receives, as it arrives (a client that did not read
+/// during the replay would overflow its queue and be resynchronised).
+struct Reader {
+    changes: Arc<Mutex<Vec<Vec<Value>>>>,
+    task: JoinHandle<()>,
+}
+
+impl Reader {
+    async fn start(d: &Daemon) -> Reader {
+        let mut socket = ws(d).await;
+        let changes: Arc<Mutex<Vec<Vec<Value>>>> = Arc::default();
+        let sink = Arc::clone(&changes);
+        let task = tokio::spawn(async move {
+            loop {
+                let change = next_change(&mut socket).await;
+                sink.lock().expect("lock").push(change);
+            }
+        });
+        Reader { changes, task }
+    }
+
+    /// Every change up to and including the one numbered `last`.
+    async fn until(self, last: u64) -> Vec<Vec<Value>> {
+        let changes = Arc::clone(&self.changes);
+        poll_until(
+            &format!("the WebSocket change {last}"),
+            CATCH_UP,
+            move || {
+                let c = changes.lock().expect("lock");
+                c.last()
+                    .and_then(|m| m[0]["seq"].as_u64())
+                    .is_some_and(|s| s >= last)
+            },
+        )
+        .await;
+        self.task.abort();
+        let out = self.changes.lock().expect("lock").clone();
+        out
+    }
+
+    /// The first change (the `full` of a new connection).
+    async fn first(&self) -> Vec<Value> {
+        let changes = Arc::clone(&self.changes);
+        poll_until("the first WebSocket message", CATCH_UP, move || {
+            !changes.lock().expect("lock").is_empty()
+        })
+        .await;
+        self.changes.lock().expect("lock")[0].clone()
+    }
+}
+
+/// The seqs of `changes`; asserts none repeats and each diff follows the change before it (a
+/// `full` carries the whole state, so it may follow any seq).
+fn assert_no_gap_no_duplicate(changes: &[Vec<Value>]) -> Vec<u64> {
+    let seqs: Vec<u64> = changes
+        .iter()
+        .map(|c| c[0]["seq"].as_u64().expect("seq"))
+        .collect();
+    for (i, c) in changes.iter().enumerate().skip(1) {
+        assert!(
+            seqs[i] > seqs[i - 1],
+            "no duplicate: {:?}",
+            &seqs[i - 1..=i]
+        );
+        if c[0]["type"] != "full" {
+            assert_eq!(seqs[i], seqs[i - 1] + 1, "no gap before a {}", c[0]["type"]);
+        }
+    }
+    seqs
+}
+
+/// Every version of the event the daemon publishes, in order, until it published the one
+/// `until` names (`u64::MAX` until the test knows it).
+fn versions(d: &Daemon, until: tokio::sync::watch::Receiver<u64>) -> JoinHandle<Vec<(u64, Event)>> {
+    let mut rx = d.merge().subscribe();
+    let mut until = until;
+    tokio::spawn(async move {
+        let mut out: Vec<(u64, Event)> = Vec::new();
+        loop {
+            let last = *until.borrow();
+            if out.last().is_some_and(|(seq, _)| *seq >= last) {
+                return out;
+            }
+            tokio::select! {
+                _ = until.changed() => {}
+                got = rx.recv() => match got {
+                    Ok(p) => {
+                        let touched = p.changes.events.iter().any(|c| c.event_id == EV);
+                        if let Some(e) = p.snapshot.event(EV).filter(|_| touched) {
+                            let mut e = (**e).clone();
+                            e.header.api_key = String::new();
+                            out.push((e.header.seq, e));
+                        }
+                    }
+                    Err(e) => panic!("version collector: {e}"),
+                },
+            }
+        }
+    })
+}
+
+/// The diffs of `frames` a hub folded (`superseded`) or that follow a folded one: their
+/// content depends on when each hub built them, not on the state.
+fn folded(changes: &[Vec<Value>]) -> std::collections::BTreeSet<u64> {
+    let mut out = std::collections::BTreeSet::new();
+    for c in changes {
+        if c[0]["superseded"] == Value::Bool(true) {
+            let seq = c[0]["seq"].as_u64().unwrap_or(0);
+            out.insert(seq);
+            out.insert(seq + 1);
+        }
+    }
+    out
+}
+
+/// The replica's messages are the origin's: the same seqs, and the same frames wherever
+/// neither hub folded changes. Returns how many changes were compared frame by frame.
+fn assert_same_messages(origin: &[Vec<Value>], replica: &[Vec<Value>], who: &str) -> usize {
+    let seqs = |c: &[Vec<Value>]| -> Vec<u64> {
+        c.iter()
+            .map(|m| m[0]["seq"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    assert_eq!(seqs(origin), seqs(replica), "{who}: the same seqs");
+    let skip: std::collections::BTreeSet<u64> =
+        folded(origin).union(&folded(replica)).copied().collect();
+    let mut compared = 0;
+    for (o, r) in origin.iter().zip(replica) {
+        let seq = o[0]["seq"].as_u64().unwrap_or(0);
+        if !skip.contains(&seq) {
+            assert_eq!(o, r, "{who}: the message of seq {seq}");
+            compared += 1;
+        }
+    }
+    compared
+}
+
+// Long: one scenario (start, replay, compare messages, models, bytes, refusals, numbers),
+// asserted step by step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_serve_the_origins_messages_bytes_and_state_at_every_seq() {
+    let Some(nats) = NatsServer::start("replication::two_replicas").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let origin = origin(&nats.url(), &dir.path().join("live.db")).await;
+    prepare(&origin).await;
+    let replicas = [replica(&nats.url()).await, replica(&nats.url()).await];
+    for r in &replicas {
+        caught_up(&origin, r, CATCH_UP).await;
+        assert_eq!(r.epoch(), origin.epoch(), "the origin's epoch");
+        let (st, _, body) = r.raw("/readyz").await;
+        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(u64::MAX);
+    let collectors: Vec<_> = std::iter::once(&origin)
+        .chain(&replicas)
+        .map(|d| versions(d, stop_rx.clone()))
+        .collect();
+    let mut readers = vec![Reader::start(&origin).await];
+    for r in &replicas {
+        readers.push(Reader::start(r).await);
+    }
+    let start = origin.seq();
+    let mut firsts = Vec::new();
+    for r in &readers {
+        firsts.push(r.first().await);
+    }
+    assert_eq!(firsts[0][0]["type"], "full");
+    assert_eq!(firsts[0][0]["seq"].as_u64(), Some(start));
+    assert!(
+        firsts.iter().all(|f| *f == firsts[0]),
+        "the same first full everywhere"
+    );
+
+    play(&origin, 20.0).await.expect("join").expect("played");
+    recording_done(&origin, FRAMES, CATCH_UP).await;
+    let last = origin.seq();
+    assert!(
+        last > start + 400,
+        "the recording committed {} changes",
+        last - start
+    );
+    for r in &replicas {
+        caught_up(&origin, r, CATCH_UP).await;
+    }
+    let mut messages = Vec::new();
+    for r in readers {
+        messages.push(r.until(last).await);
+    }
+    // Where a hub folded changes (it was behind: `superseded`) the frames depend on timing;
+    // everywhere else they are the origin's, frame for frame.
+    for (i, m) in messages.iter().enumerate().skip(1) {
+        let compared = assert_same_messages(&messages[0], m, &format!("replica {i}"));
+        eprintln!(
+            "replica {i}: {compared} of {} changes compared frame by frame ({} folded on the origin, {} on the replica)",
+            m.len(),
+            folded(&messages[0]).len(),
+            folded(m).len()
+        );
+        assert!(
+            compared * 3 >= m.len() * 2,
+            "most changes compared: {compared}/{}",
+            m.len()
+        );
+    }
+
+    // The same model at every seq, the same bytes at the end.
+    stop_tx.send(last).expect("last");
+    let mut all: Vec<BTreeMap<u64, Event>> = Vec::new();
+    for c in collectors {
+        let list = c.await.expect("collector");
+        assert!(
+            list.windows(2).all(|w| w[0].0 < w[1].0),
+            "each seq once, in order"
+        );
+        all.push(list.into_iter().collect());
+    }
+    assert_eq!(all[0].keys().next_back(), Some(&last));
+    for (i, versions) in all.iter().enumerate().skip(1) {
+        assert_eq!(
+            versions.keys().collect::<Vec<_>>(),
+            all[0].keys().collect::<Vec<_>>(),
+            "replica {i}: every seq"
+        );
+        for (seq, e) in versions {
+            assert!(all[0][seq] == *e, "replica {i}: the event at seq {seq}");
+        }
+    }
+    for path in origin.public_paths() {
+        let want = origin.raw(&path).await;
+        assert_eq!(want.0, 200, "{path}");
+        for r in &replicas {
+            assert_eq!(r.raw(&path).await, want, "{path}");
+        }
+    }
+
+    // Read-only, and the numbers say what happened.
+    let r = &replicas[0];
+    for (method, path) in [
+        (reqwest::Method::POST, "/api/v1/admin/events".to_owned()),
+        (reqwest::Method::POST, "/api/v1/ingest/results".to_owned()),
+        (reqwest::Method::GET, "/api/v1/admin/status".to_owned()),
+        (
+            reqwest::Method::PATCH,
+            format!("/api/v1/admin/events/{EV}/status"),
+        ),
+    ] {
+        let resp = r
+            .client
+            .request(method, format!("{}{path}", r.base))
+            .header("X-Master-Key", MASTER)
+            .json(&serde_json::json!({"status": "official"}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 403, "{path}");
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body["error"], "ReadOnlyReplica", "{path}: {body}");
+        assert!(body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("read-only replica")));
+    }
+    let metrics = String::from_utf8(origin.raw("/metrics").await.2.to_vec()).expect("utf-8");
+    let published = origin.status().report().records;
+    assert!(
+        published > last - start,
+        "records acknowledged: {published}"
+    );
+    assert!(
+        metrics.contains(&format!("replication_records_total {published}")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("replication_connected 1"), "{metrics}");
+    let (st, _, body) = origin.raw("/readyz").await;
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        (st, &body["replication"]["role"]),
+        (200, &Value::from("origin"))
+    );
+    for r in replicas {
+        r.stop().await;
+    }
+    origin.stop().await;
+}
+
+// Long: one scenario (outage during the replay, convergence, a replica's restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_converge_through_a_nats_outage_and_a_replica_restart() {
+    let Some(mut nats) = NatsServer::start("replication::outage").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let origin = origin(&nats.url(), &dir.path().join("live.db")).await;
+    prepare(&origin).await;
+    let r = replica(&nats.url()).await;
+    caught_up(&origin, &r, CATCH_UP).await;
+    let reader = Reader::start(&r).await;
+    let first = reader.first().await;
+    assert_eq!(first[0]["type"], "full");
+    let start = first[0]["seq"].as_u64().expect("seq");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(u64::MAX);
+    let collector = versions(&r, stop_rx);
+
+    let playing = play(&origin, 10.0);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    nats.kill();
+    let at_kill = origin.seq();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        origin.seq() > at_kill + 20,
+        "the origin kept committing without NATS"
+    );
+    let (st, _, _) = origin.raw("/readyz").await;
+    assert_eq!(st, 200, "the origin stays ready without NATS");
+    let (st, _, body) = r.raw("/readyz").await;
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(st, 200, "the replica serves its last state: {body}");
+    assert_eq!(body["replication"]["stale"], true, "{body}");
+    assert!(
+        r.seq() < origin.seq(),
+        "the replica is behind while NATS is down"
+    );
+    nats.restart().await;
+
+    playing.await.expect("join").expect("played");
+    recording_done(&origin, FRAMES, CATCH_UP).await;
+    let last = origin.seq();
+    caught_up(&origin, &r, CATCH_UP).await;
+    assert!(r.public_event() == origin.public_event(), "the same state");
+    // The replica installed every version once, in order: the origin's queue held what NATS
+    // missed and published it afterwards, nothing had to be resynchronised.
+    stop_tx.send(last).expect("last");
+    let installed = collector.await.expect("collector");
+    assert_eq!(
+        installed.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        (start + 1..=last).collect::<Vec<_>>(),
+        "every version, no gap, no duplicate"
+    );
+    assert_eq!(origin.status().report().resyncs, 0);
+    // Its WebSocket client saw no gap and no duplicate either.
+    let changes = reader.until(last).await;
+    let seqs = assert_no_gap_no_duplicate(&changes);
+    eprintln!(
+        "outage: {} changes to the replica's client, {} of them full",
+        seqs.len(),
+        changes.iter().filter(|c| c[0]["type"] == "full").count()
+    );
+
+    // A replica killed and started again catches up (from the snapshot and the records).
+    r.stop().await;
+    commits(&origin, 50).await;
+    let again = replica(&nats.url()).await;
+    caught_up(&origin, &again, CATCH_UP).await;
+    assert!(
+        again.public_event() == origin.public_event(),
+        "the same state after a restart"
+    );
+    again.stop().await;
+    origin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_replica_starts_from_the_snapshot_and_replicas_follow_an_origin_restart() {
+    let Some(nats) = NatsServer::start("replication::late").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("live.db");
+    let origin1 = origin(&nats.url(), &db).await;
+    prepare(&origin1).await;
+    let early = replica(&nats.url()).await;
+    caught_up(&origin1, &early, CATCH_UP).await;
+    let before = early.status().report();
+    commits(&origin1, 1_000).await;
+    caught_up(&origin1, &early, CATCH_UP).await;
+    // The counter follows the install by a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = early.status().report();
+    assert!(
+        after.records - before.records >= 1_000
+            && after.snapshots_loaded == before.snapshots_loaded,
+        "the early one applied every record, and no snapshot: {before:?} {after:?}"
+    );
+
+    let late = replica(&nats.url()).await;
+    caught_up(&origin1, &late, CATCH_UP).await;
+    let report = late.status().report();
+    assert!(
+        report.snapshots_loaded >= 1,
+        "started from the snapshot: {report:?}"
+    );
+    assert!(
+        report.records < 150,
+        "and only the records after it: {report:?}"
+    );
+    assert!(
+        late.public_event() == origin1.public_event(),
+        "the same state"
+    );
+
+    // The origin restarts on its database: same epoch, the replicas go on without a full.
+    let epoch = origin1.epoch();
+    let reader = Reader::start(&late).await;
+    let first = reader.first().await;
+    let seq = first[0]["seq"].as_u64().expect("seq");
+    origin1.stop().await;
+    let origin2 = origin(&nats.url(), &db).await;
+    assert_eq!(origin2.epoch(), epoch);
+    commits(&origin2, 20).await;
+    for r in [&early, &late] {
+        caught_up(&origin2, r, CATCH_UP).await;
+        assert!(
+            r.public_event() == origin2.public_event(),
+            "the same state after the restart"
+        );
+    }
+    let all = reader.until(seq + 20).await;
+    let changes = &all[1..];
+    let seqs: Vec<u64> = changes
+        .iter()
+        .map(|c| c[0]["seq"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(seqs, (seq + 1..=seq + 20).collect::<Vec<_>>());
+    assert!(
+        changes.iter().all(|c| c[0]["type"] == "diff"),
+        "no full: {changes:?}"
+    );
+    early.stop().await;
+    late.stop().await;
+    origin2.stop().await;
+}
