@@ -23,7 +23,7 @@ pub fn resolve_replica(args: &ServeArgs, file: &FileConfig) -> Result<Settings, 
     ];
     if let Some((flag, _)) = inputs.iter().find(|(_, set)| *set) {
         return Err(invalid(
-            *flag,
+            flag,
             "a replica takes no input: it serves the origin's state from NATS",
         ));
     }

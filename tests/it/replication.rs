@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::support::nats::NatsServer;
 use crate::support::replicas::{
-    caught_up, commits, origin, play, prepare, recording_done, replica, Daemon, EV,
+    caught_up, commits, origin, origin_with, play, prepare, recording_done, replica, Daemon, EV,
 };
 use crate::support::wait::poll_until;
 use crate::support::ws::{next_change, Ws};
@@ -325,13 +325,16 @@ async fn replicas_converge_through_a_nats_outage_and_a_replica_restart() {
     let origin = origin(&nats.url(), &dir.path().join("live.db")).await;
     prepare(&origin).await;
     let r = replica(&nats.url()).await;
+    let r2 = replica(&nats.url()).await;
     caught_up(&origin, &r, CATCH_UP).await;
+    caught_up(&origin, &r2, CATCH_UP).await;
     let reader = Reader::start(&r).await;
     let first = reader.first().await;
     assert_eq!(first[0]["type"], "full");
     let start = first[0]["seq"].as_u64().expect("seq");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(u64::MAX);
-    let collector = versions(&r, stop_rx);
+    let collector = versions(&r, stop_rx.clone());
+    let collector2 = versions(&r2, stop_rx);
 
     let playing = play(&origin, 10.0);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -361,13 +364,17 @@ async fn replicas_converge_through_a_nats_outage_and_a_replica_restart() {
     assert!(r.public_event() == origin.public_event(), "the same state");
     // The replica installed every version once, in order: the origin's queue held what NATS
     // missed and published it afterwards, nothing had to be resynchronised.
+    caught_up(&origin, &r2, CATCH_UP).await;
+    assert!(r2.public_event() == origin.public_event(), "the same state");
     stop_tx.send(last).expect("last");
-    let installed = collector.await.expect("collector");
-    assert_eq!(
-        installed.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
-        (start + 1..=last).collect::<Vec<_>>(),
-        "every version, no gap, no duplicate"
-    );
+    for c in [collector, collector2] {
+        let installed = c.await.expect("collector");
+        assert_eq!(
+            installed.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+            (start + 1..=last).collect::<Vec<_>>(),
+            "every version, no gap, no duplicate"
+        );
+    }
     assert_eq!(origin.status().report().resyncs, 0);
     // Its WebSocket client saw no gap and no duplicate either.
     let changes = reader.until(last).await;
@@ -388,6 +395,7 @@ async fn replicas_converge_through_a_nats_outage_and_a_replica_restart() {
         "the same state after a restart"
     );
     again.stop().await;
+    r2.stop().await;
     origin.stop().await;
 }
 
@@ -460,4 +468,64 @@ async fn a_late_replica_starts_from_the_snapshot_and_replicas_follow_an_origin_r
     early.stop().await;
     late.stop().await;
     origin2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_overflow_and_oversized_records_reach_the_replicas_as_snapshots() {
+    let Some(mut nats) = NatsServer::start("replication::limits").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A queue of 20 records, and records over 2 000 bytes sent as snapshots.
+    let origin = origin_with(&nats.url(), &dir.path().join("live.db"), |s| {
+        s.replication.queue_records = 20;
+        s.replication.max_record_bytes = 2_000;
+    })
+    .await;
+    prepare(&origin).await;
+    let r = replica(&nats.url()).await;
+    caught_up(&origin, &r, CATCH_UP).await;
+    assert!(r.public_event() == origin.public_event(), "the same state");
+    // The import's record (the whole event) was too large: a snapshot and a marker instead.
+    assert!(
+        origin.status().report().oversized >= 1,
+        "{:?}",
+        origin.status().report()
+    );
+
+    let reader = Reader::start(&r).await;
+    let first = reader.first().await;
+    let seq = first[0]["seq"].as_u64().expect("seq");
+    let loaded = r.status().report().snapshots_loaded;
+    nats.kill();
+    commits(&origin, 100).await;
+    nats.restart().await;
+    caught_up(&origin, &r, CATCH_UP).await;
+    assert!(
+        r.public_event() == origin.public_event(),
+        "the same state after the overflow"
+    );
+    let o = origin.status().report();
+    assert!(o.resyncs >= 1, "the queue overflowed: {o:?}");
+    let report = r.status().report();
+    assert!(
+        report.snapshots_loaded > loaded,
+        "the gap was filled from the snapshot: {report:?}"
+    );
+    // The client got a full of the state after the gap, never a partial replay.
+    let last = origin.seq();
+    let changes = reader.until(last).await;
+    assert_no_gap_no_duplicate(&changes);
+    let after_first = &changes[1..];
+    assert!(
+        after_first.iter().any(|c| c[0]["type"] == "full"),
+        "a full after the gap: {:?}",
+        after_first
+            .iter()
+            .map(|c| (&c[0]["type"], &c[0]["seq"]))
+            .collect::<Vec<_>>()
+    );
+    assert!(after_first.iter().all(|c| c[0]["seq"].as_u64() > Some(seq)));
+    r.stop().await;
+    origin.stop().await;
 }

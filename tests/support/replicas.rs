@@ -37,6 +37,11 @@ fn nats(url: &str) -> NatsSettings {
 /// The venue daemon on `db`, publishing to `nats_url`, with a TCP source port for the
 /// recording and the event `jarni-2024` (its folder-less direct mode: `--event`).
 pub async fn origin(nats_url: &str, db: &Path) -> Daemon {
+    origin_with(nats_url, db, |_| {}).await
+}
+
+/// [`origin`] with its settings changed by `f` (smaller replication limits).
+pub async fn origin_with(nats_url: &str, db: &Path, f: impl FnOnce(&mut Settings)) -> Daemon {
     let mut settings = Settings {
         db: db.to_owned(),
         synchronous: Synchronous::Off,
@@ -47,6 +52,7 @@ pub async fn origin(nats_url: &str, db: &Path) -> Daemon {
     };
     settings.http.master_keys = vec![MASTER.into()];
     settings.replication.nats = Some(nats(nats_url));
+    f(&mut settings);
     daemon(settings).await
 }
 
