@@ -36,6 +36,8 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// Retry pauses after a failed publish: doubling from the first to the last.
 const RETRY_FIRST: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(2);
+/// Keys of events the origin no longer has, removed per resync at most.
+const MAX_STALE_KEYS: usize = 10_000;
 /// Room left in a message for its headers (`Nats-Msg-Id`) under the server's `max_payload`.
 const HEADER_ROOM: usize = 4096;
 
@@ -431,7 +433,8 @@ impl Publisher {
         }
         let mut keys = o.bucket.keys().await.map_err(nats_err)?;
         let mut stale = Vec::new();
-        while let Some(key) = keys.next().await {
+        // Bounded: the bucket is outside; the next resync removes what is left.
+        while let Some(key) = keys.next().await.filter(|_| stale.len() < MAX_STALE_KEYS) {
             let key = key.map_err(nats_err)?;
             if let Some(id) = wire::event_of_key(&key) {
                 if !snapshot.events.contains_key(&id) {

@@ -78,7 +78,14 @@ impl NatsServer {
                 .await
                 .is_ok()
             {
-                return true;
+                // The port answers, but maybe another test's server holds it and ours is
+                // exiting with "address in use": only a server still running is ours.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if let Some(Ok(None)) = self.child.as_mut().map(|c| c.try_wait()) {
+                    return true;
+                }
+                self.child = None;
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
