@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use c123_live::app::{App, RunningApp, DEMO_EVENT, DEMO_RECORDING};
@@ -16,7 +16,11 @@ use c123_live::settings::Settings;
 use c123_live::shutdown::Shutdown;
 use c123_live::store::Synchronous;
 
-use super::wait::eventually;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use super::wait::{eventually, poll_until};
+use super::ws::{next_change, Ws};
 use super::MASTER;
 
 pub const EV: &str = DEMO_EVENT;
@@ -209,7 +213,7 @@ pub async fn commits(origin: &Daemon, n: u64) {
 /// Waits until the origin's TCP source has taken every frame of the recording.
 pub async fn recording_done(origin: &Daemon, frames: u64, limit: Duration) {
     let source = Arc::clone(&origin.running.sources[0]);
-    super::wait::poll_until("every recorded frame taken", limit, move || {
+    poll_until("every recorded frame taken", limit, move || {
         source.lock().map(|s| s.frames_total).unwrap_or(0) >= frames
     })
     .await;
@@ -226,4 +230,158 @@ pub async fn caught_up(origin: &Daemon, replica: &Daemon, limit: Duration) -> Ar
     )
     .await;
     Arc::clone(snap.event(EV).expect("event"))
+}
+
+/// Frames in the bundled recording.
+pub const FRAMES: u64 = 1051;
+pub const CATCH_UP: Duration = Duration::from_secs(30);
+
+pub async fn ws(d: &Daemon) -> Ws {
+    let url = format!("ws://{}/api/v1/events/{EV}/ws", d.addr());
+    tokio_tungstenite::connect_async(url).await.expect("ws").0
+}
+
+/// Reads every change a WebSocket client receives, as it arrives (a client that did not read
+/// during the replay would overflow its queue and be resynchronised).
+pub struct Reader {
+    changes: Arc<Mutex<Vec<Vec<Value>>>>,
+    task: JoinHandle<()>,
+}
+
+impl Reader {
+    pub async fn start(d: &Daemon) -> Reader {
+        let mut socket = ws(d).await;
+        let changes: Arc<Mutex<Vec<Vec<Value>>>> = Arc::default();
+        let sink = Arc::clone(&changes);
+        let task = tokio::spawn(async move {
+            loop {
+                let change = next_change(&mut socket).await;
+                sink.lock().expect("lock").push(change);
+            }
+        });
+        Reader { changes, task }
+    }
+
+    /// Every change up to and including the one numbered `last`.
+    pub async fn until(self, last: u64) -> Vec<Vec<Value>> {
+        let changes = Arc::clone(&self.changes);
+        poll_until(
+            &format!("the WebSocket change {last}"),
+            CATCH_UP,
+            move || {
+                let c = changes.lock().expect("lock");
+                c.last()
+                    .and_then(|m| m[0]["seq"].as_u64())
+                    .is_some_and(|s| s >= last)
+            },
+        )
+        .await;
+        self.task.abort();
+        let mut out = self.changes.lock().expect("lock").clone();
+        // Changes after `last` (the origin may commit on) are not compared.
+        out.retain(|c| c[0]["seq"].as_u64().is_some_and(|s| s <= last));
+        out
+    }
+
+    /// The first change (the `full` of a new connection).
+    pub async fn first(&self) -> Vec<Value> {
+        let changes = Arc::clone(&self.changes);
+        poll_until("the first WebSocket message", CATCH_UP, move || {
+            !changes.lock().expect("lock").is_empty()
+        })
+        .await;
+        self.changes.lock().expect("lock")[0].clone()
+    }
+}
+
+/// The seqs of `changes`; asserts none repeats and each diff follows the change before it (a
+/// `full` carries the whole state, so it may follow any seq).
+pub fn assert_no_gap_no_duplicate(changes: &[Vec<Value>]) -> Vec<u64> {
+    let seqs: Vec<u64> = changes
+        .iter()
+        .map(|c| c[0]["seq"].as_u64().expect("seq"))
+        .collect();
+    for (i, c) in changes.iter().enumerate().skip(1) {
+        assert!(
+            seqs[i] > seqs[i - 1],
+            "no duplicate: {:?}",
+            &seqs[i - 1..=i]
+        );
+        if c[0]["type"] != "full" {
+            assert_eq!(seqs[i], seqs[i - 1] + 1, "no gap before a {}", c[0]["type"]);
+        }
+    }
+    seqs
+}
+
+/// Every version of the event the daemon publishes, in order, until it published the one
+/// `until` names (`u64::MAX` until the test knows it).
+pub fn versions(
+    d: &Daemon,
+    until: tokio::sync::watch::Receiver<u64>,
+) -> JoinHandle<Vec<(u64, Event)>> {
+    let mut rx = d.merge().subscribe();
+    let mut until = until;
+    tokio::spawn(async move {
+        let mut out: Vec<(u64, Event)> = Vec::new();
+        loop {
+            let last = *until.borrow();
+            if out.last().is_some_and(|(seq, _)| *seq >= last) {
+                // The origin may commit on after the test read `last` (its TCP source's
+                // on-course timeout): only the versions up to it are compared.
+                out.retain(|(seq, _)| *seq <= last);
+                return out;
+            }
+            tokio::select! {
+                _ = until.changed() => {}
+                got = rx.recv() => match got {
+                    Ok(p) => {
+                        let touched = p.changes.events.iter().any(|c| c.event_id == EV);
+                        if let Some(e) = p.snapshot.event(EV).filter(|_| touched) {
+                            let mut e = (**e).clone();
+                            e.header.api_key = String::new();
+                            out.push((e.header.seq, e));
+                        }
+                    }
+                    Err(e) => panic!("version collector: {e}"),
+                },
+            }
+        }
+    })
+}
+
+/// The diffs of `frames` a hub folded (`superseded`) or that follow a folded one: their
+/// content depends on when each hub built them, not on the state.
+pub fn folded(changes: &[Vec<Value>]) -> std::collections::BTreeSet<u64> {
+    let mut out = std::collections::BTreeSet::new();
+    for c in changes {
+        if c[0]["superseded"] == Value::Bool(true) {
+            let seq = c[0]["seq"].as_u64().unwrap_or(0);
+            out.insert(seq);
+            out.insert(seq + 1);
+        }
+    }
+    out
+}
+
+/// The replica's messages are the origin's: the same seqs, and the same frames wherever
+/// neither hub folded changes. Returns how many changes were compared frame by frame.
+pub fn assert_same_messages(origin: &[Vec<Value>], replica: &[Vec<Value>], who: &str) -> usize {
+    let seqs = |c: &[Vec<Value>]| -> Vec<u64> {
+        c.iter()
+            .map(|m| m[0]["seq"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    assert_eq!(seqs(origin), seqs(replica), "{who}: the same seqs");
+    let skip: std::collections::BTreeSet<u64> =
+        folded(origin).union(&folded(replica)).copied().collect();
+    let mut compared = 0;
+    for (o, r) in origin.iter().zip(replica) {
+        let seq = o[0]["seq"].as_u64().unwrap_or(0);
+        if !skip.contains(&seq) {
+            assert_eq!(o, r, "{who}: the message of seq {seq}");
+            compared += 1;
+        }
+    }
+    compared
 }
