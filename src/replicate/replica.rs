@@ -29,7 +29,7 @@ const MAX_EVENTS: usize = 10_000;
 /// Deleted event ids whose last `seq` is remembered (so a late copy of an older record of a
 /// deleted event cannot bring it back); past this the oldest are forgotten.
 const MAX_RETIRED: usize = 10_000;
-/// A consumer that delivers nothing for this long is recreated (the stream may be gone).
+/// A consumer that delivers nothing for this long while NATS is unreachable is recreated.
 const IDLE: Duration = Duration::from_secs(10);
 /// Pause before the consumer is recreated after an error.
 const RETRY: Duration = Duration::from_millis(500);
@@ -239,6 +239,9 @@ impl Follower {
         };
         loop {
             let next = match tokio::time::timeout(IDLE, messages.next()).await {
+                // Quiet: nothing to follow. The ordered consumer keeps itself alive
+                // (heartbeats, recreation); only without a connection is it made anew.
+                Err(_) if self.status.report().connected => continue,
                 Err(_) => return Ok(()),
                 Ok(None) => return Ok(()),
                 Ok(Some(Err(e))) => {
