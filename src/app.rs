@@ -16,19 +16,19 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::c123::recording::{Recording, RecordingError};
+use crate::c123::recording::RecordingError;
 use crate::http::static_files::Frontend;
 use crate::http::{AppState, SettingsError};
 use crate::hub::{Hub, PublicWire, WireBuilder};
-use crate::ingest::replay::ReplaySettings;
 use crate::ingest::tcp::{self, SharedSourceStatus, TcpSettings};
 use crate::ingest::watch::{self, SharedWatcherStatus, WatchError, WatchSettings};
 use crate::ingest::{BytesImportError, InputStatus};
 use crate::merge::{self, Input, MergeError, MergeHandle};
+use crate::replicate::{ReplicationError, ReplicationStatus};
 use crate::scoreboard::{Scoreboard, SourceProbe, SourceView};
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
-use crate::store::{Store, StoreError, Synchronous};
+use crate::store::{Store, StoreError};
 
 /// How often the merge loop is ticked (on-course expiry, timed state changes).
 const TICK: Duration = Duration::from_secs(1);
@@ -76,6 +76,14 @@ pub enum AppError {
     DemoImport(#[from] BytesImportError),
     #[error("demo status: {0}")]
     DemoStatus(#[from] MergeError),
+    #[error("replication: {0}")]
+    Replication(#[from] ReplicationError),
+    #[error("a replica takes no input (--xml-dir, --c123, --tcp-listen, --event): it serves the origin's state")]
+    ReplicaInputs,
+    #[error("a replica needs --nats")]
+    ReplicaWithoutNats,
+    #[error("replica: {0}")]
+    ReplicaStopped(String),
 }
 
 /// The daemon's wiring. Stateless: everything it starts is in the [`RunningApp`].
@@ -94,6 +102,8 @@ pub struct RunningApp {
     pub scoreboard: Option<Scoreboard>,
     /// The bound address of the scoreboard's second listener (port 0 resolved).
     pub scoreboard_addr: Option<SocketAddr>,
+    /// Replication's state (`--nats`): publishing on an origin, following on a replica.
+    pub replication: Option<ReplicationStatus>,
     /// Every TCP source, also those `connect_source` adds later (the scoreboard's probe).
     probed_sources: Arc<std::sync::Mutex<Vec<SharedSourceStatus>>>,
     shutdown: Shutdown,
@@ -115,7 +125,7 @@ impl App {
         wire: Arc<dyn WireBuilder>,
     ) -> Result<RunningApp, AppError> {
         // Everything that can be refused is checked before anything starts.
-        settings.http.validate()?;
+        replication::validate(&settings)?;
         let sources_wanted = settings.c123.is_some() || settings.tcp_listen.is_some();
         if sources_wanted && settings.event.is_none() && settings.xml_dir.is_none() {
             return Err(AppError::SourceWithoutEvent);
@@ -138,14 +148,24 @@ impl App {
         let second = bind_scoreboard(&settings).await?;
 
         let shutdown = Shutdown::new();
-        let store = open_store(&settings)?;
+        let replication = replication::status(&settings);
+        // A replica's database is an empty in-memory one with the origin's epoch.
+        let (store, replica) = match &replication {
+            Some(status) if status.is_replica() => {
+                let (store, start) = replication::replica_store(&settings, status).await?;
+                (store, Some(start))
+            }
+            _ => (open_store(&settings)?, None),
+        };
         let (merge, merge_task) =
             merge::start(store, settings.merge.clone()).map_err(|source| AppError::Store {
                 path: settings.db.clone(),
                 source,
             })?;
-        // The hub subscribes to the loop before any input can commit.
+        // The hub and the publisher subscribe to the loop before any input can commit.
         let (hub, hub_task) = Hub::start(settings.hub.clone(), wire, &merge, shutdown.clone());
+        let replication_task =
+            replication::spawn(&settings, replication.as_ref(), replica, &merge, &shutdown);
         let mut running = RunningApp {
             merge,
             hub,
@@ -155,10 +175,11 @@ impl App {
             tcp_listen_addr: None,
             scoreboard: None,
             scoreboard_addr: None,
+            replication: replication.clone(),
             probed_sources: Arc::default(),
             shutdown,
             merge_task,
-            tasks: Vec::new(),
+            tasks: replication_task.into_iter().collect(),
         };
         if let Err(e) = running.start_inputs(&settings).await {
             running.tasks.push(hub_task);
@@ -173,11 +194,18 @@ impl App {
             watcher: running.watcher.clone(),
             sources: running.sources.clone(),
         };
-        let mut state = AppState::with_inputs(running.merge.clone(), settings.http, status)
-            .with_hub(running.hub.clone())
-            .with_store_info(settings.db.clone(), settings.merge.default_strategy);
+        let mut state = AppState::with_inputs(
+            running.merge.clone(),
+            replication::http_settings(&settings),
+            status,
+        )
+        .with_hub(running.hub.clone())
+        .with_store_info(settings.db.clone(), settings.merge.default_strategy);
         if let Some(frontend) = frontend {
             state = state.with_frontend(frontend);
+        }
+        if let Some(status) = replication {
+            state = state.with_replication(status);
         }
         state = state.with_scoreboard(scoreboard);
         if let Some((listener, _)) = second {
@@ -200,6 +228,8 @@ impl App {
         Ok(running)
     }
 }
+
+mod replication;
 
 /// `--scoreboard-listen`, bound with the API port (port 0 allowed), before anything starts.
 async fn bind_scoreboard(
@@ -354,8 +384,18 @@ impl RunningApp {
     /// Runs until SIGTERM/SIGINT, then stops in order. Fails only when the merge loop ended
     /// on its own.
     async fn run_until_signal(mut self) -> Result<(), AppError> {
+        let replication = self.replication.clone();
+        let replica_stopped = async move {
+            match replication.filter(|r| r.is_replica()) {
+                Some(r) => r.wait_stopped().await,
+                None => std::future::pending().await,
+            }
+        };
         let result = tokio::select! {
             _ = crate::shutdown::signal() => Ok(()),
+            // A replica whose origin replaced its database cannot follow it: exit non-zero so
+            // the supervisor starts it again on the new epoch.
+            why = replica_stopped => Err(AppError::ReplicaStopped(why)),
             // The merge loop only ends on its own after a bug (a panic): without it nothing
             // can be written, so exit non-zero and let systemd restart the daemon on the same
             // data.
@@ -386,110 +426,8 @@ fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
     let _ = sd_notify::notify(state);
 }
 
-/// The real event bundled into the binary, so `demo` works from any folder.
-pub const DEMO_XML: &[u8] = include_bytes!("../fixtures/jarni-2024.xml");
-/// The real TCP recording of the same event.
-pub const DEMO_RECORDING: &str = include_str!("../fixtures/jarni-2024.tcp.jsonl");
-pub const DEMO_EVENT: &str = "jarni-2024";
-
-/// What `demo` runs with (the command line's `demo` flags).
-#[derive(Debug, Clone)]
-pub struct DemoSettings {
-    pub listen: SocketAddr,
-    /// Playback speed of the bundled recording (1 = real time).
-    pub speed: f64,
-    /// Database file; `None`: a new temporary one, removed at exit.
-    pub db: Option<PathBuf>,
-}
-
-/// `demo`: the bundled real event on a temporary database, until SIGTERM/SIGINT.
-pub async fn demo(demo: DemoSettings) -> Result<(), AppError> {
-    let dir = std::env::temp_dir().join(format!("c123-live-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| AppError::DemoFolder {
-        path: dir.clone(),
-        source,
-    })?;
-    let mut settings = Settings {
-        db: demo.db.clone().unwrap_or_else(|| dir.join("demo.db")),
-        synchronous: Synchronous::Off,
-        listen: demo.listen,
-        event: Some(DEMO_EVENT.into()),
-        ..Settings::default()
-    };
-    settings.http.dev = true;
-    let mut running = App::start(settings).await?;
-    prepare_demo_event(&running.merge).await?;
-    // Play only once the event exists, so the first frames are not lost.
-    play_demo_recording(
-        &mut running,
-        ReplaySettings {
-            speed: demo.speed,
-            looped: true,
-        },
-    )
-    .await?;
-    println!(
-        "c123-live demo: open http://{}/ (Ctrl-C to stop)",
-        running.local_addr
-    );
-    crate::shutdown::signal().await;
-    running.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
-}
-
-/// Plays the bundled recording as a fake Canoe123 on a loopback port, and connects the
-/// daemon to it exactly as it connects to the real one.
-pub async fn play_demo_recording(
-    running: &mut RunningApp,
-    replay: ReplaySettings,
-) -> Result<(), AppError> {
-    let recording = Recording::parse(DEMO_RECORDING)?;
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listen_error = |source| AppError::Listen {
-        addr: loopback,
-        source,
-    };
-    let fake = tokio::net::TcpListener::bind(loopback)
-        .await
-        .map_err(listen_error)?;
-    let fake_addr = fake.local_addr().map_err(listen_error)?;
-    running.add_task(tokio::spawn(crate::ingest::replay::serve(
-        fake,
-        recording,
-        replay,
-        running.shutdown().clone(),
-    )));
-    running.connect_source(
-        fake_addr.to_string(),
-        TcpSettings::new(Some(DEMO_EVENT.into())),
-    );
-    Ok(())
-}
-
-/// Imports the bundled export and makes the event public and running.
-pub async fn prepare_demo_event(merge: &MergeHandle) -> Result<(), AppError> {
-    use crate::merge::{AdminCommand, XmlOrigin, XmlTarget};
-    use crate::model::EventStatus;
-    crate::ingest::import_bytes(
-        merge,
-        DEMO_XML.to_vec(),
-        XmlTarget::ByExport {
-            event_id: Some(DEMO_EVENT.into()),
-        },
-        XmlOrigin::Cli,
-    )
-    .await?;
-    for to in [EventStatus::Startlist, EventStatus::Running] {
-        let current = merge.snapshot().event(DEMO_EVENT).map(|e| e.header.status);
-        if current.is_some_and(|s| s.can_transition_to(to)) {
-            merge
-                .send(Input::Admin(AdminCommand::Transition {
-                    event_id: DEMO_EVENT.into(),
-                    to,
-                }))
-                .await?;
-        }
-    }
-    Ok(())
-}
+mod demo;
+pub use demo::{
+    demo, play_demo_recording, prepare_demo_event, DemoSettings, DEMO_EVENT, DEMO_RECORDING,
+    DEMO_XML,
+};

@@ -58,6 +58,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Play a `.tcp.jsonl` recording as Canoe123 would send it.
     Replay(ReplayArgs),
+    /// Serve a read-only replica of an origin's state from NATS (`--nats URL`): the same
+    /// flags as `serve`, without inputs.
+    Replica(Box<ServeArgs>),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -179,6 +182,29 @@ pub struct ServeArgs {
     /// spectator page; `/api/v1/...` stays the API.
     #[arg(long, env = "C123_LIVE_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+}
+
+/// NATS, for read replicas (`protocol/replication.md`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct NatsArgs {
+    /// NATS server(s) with JetStream: `serve` publishes every commit there for read
+    /// replicas; `replica` follows it [default: off].
+    #[arg(long = "nats", env = "C123_LIVE_NATS")]
+    pub url: Option<String>,
+    /// NATS credentials file (JWT and NKey seed).
+    #[arg(long = "nats-creds", env = "C123_LIVE_NATS_CREDS")]
+    pub creds: Option<PathBuf>,
+    /// CA certificates (PEM) for the NATS server's TLS certificate.
+    #[arg(long = "nats-tls-ca", env = "C123_LIVE_NATS_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for NATS servers that verify clients (with --nats-tls-key).
+    #[arg(long = "nats-tls-cert", env = "C123_LIVE_NATS_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long = "nats-tls-key", env = "C123_LIVE_NATS_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -229,6 +255,11 @@ pub struct FileConfig {
     pub ws_pong_timeout: Option<u64>,
     pub ws_close_grace: Option<u64>,
     pub static_dir: Option<PathBuf>,
+    pub nats: Option<String>,
+    pub nats_creds: Option<PathBuf>,
+    pub nats_tls_ca: Option<PathBuf>,
+    pub nats_tls_cert: Option<PathBuf>,
+    pub nats_tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -383,6 +414,7 @@ pub fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Settings, ConfigEr
     resolve_inputs(args, file, &mut s)?;
     resolve_http(args, file, &mut s);
     resolve_hub(args, file, &mut s)?;
+    replica::resolve_nats(&args.nats, file, &mut s)?;
     Ok(s)
 }
 
@@ -481,6 +513,9 @@ fn resolve_hub(args: &ServeArgs, file: &FileConfig, s: &mut Settings) -> Result<
     }
     Ok(())
 }
+
+mod replica;
+pub use replica::resolve_replica;
 
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,8 @@
 //! - [`hub`]: WebSocket rooms, per-client queues, heartbeat, resume ring.
 //! - [`scoreboard`]: c123-server's scoreboard protocol (`/ws`, `/api/xml/...`) from the
 //!   same committed state, for c123-scoreboard's TVs and LED walls.
+//! - [`replicate`]: read replicas over NATS JetStream: the origin publishes every commit,
+//!   a replica follows the stream into its own merge loop (`protocol/replication.md`).
 //! - [`http`]: the hyper server and REST routes.
 //! - [`time`]: civil dates (UTC) and the injectable [`time::Clock`].
 //! - [`uri`]: percent-decoded paths and query parameters (http and hub).
@@ -35,6 +37,7 @@ pub mod ingest;
 pub mod keys;
 pub mod merge;
 pub mod model;
+pub mod replicate;
 pub mod result_status;
 pub mod scoreboard;
 pub mod settings;

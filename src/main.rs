@@ -55,6 +55,10 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         }
         Command::Replay(args) => replay(args).await?,
+        Command::Replica(args) => {
+            let settings = c123_live::config::resolve_replica(&args, &file)?;
+            c123_live::app::serve(settings).await?;
+        }
     }
     Ok(())
 }

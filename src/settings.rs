@@ -14,6 +14,7 @@ use crate::http::HttpSettings;
 use crate::hub::HubConfig;
 use crate::ingest::tcp::TcpSettings;
 use crate::merge::MergeSettings;
+use crate::replicate::ReplicationSettings;
 use crate::scoreboard::ScoreboardSettings;
 use crate::store::Synchronous;
 
@@ -51,6 +52,8 @@ pub struct Settings {
     pub hub: HubConfig,
     /// c123-scoreboard's service (its `listen` is the optional second listener).
     pub scoreboard: ScoreboardSettings,
+    /// Read replicas over NATS (`--nats`; `replica`).
+    pub replication: ReplicationSettings,
 }
 
 impl Default for Settings {
@@ -71,6 +74,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             hub: HubConfig::default(),
             scoreboard: ScoreboardSettings::default(),
+            replication: ReplicationSettings::default(),
         }
     }
 }

@@ -113,3 +113,54 @@ fn a_config_error_names_the_line_not_the_value() {
     assert!(!err.contains("s3cret"), "{err}");
     assert!(err.contains("line 2"), "{err}");
 }
+
+#[test]
+fn nats_settings_come_from_flags_or_the_file_and_a_replica_takes_no_input() {
+    let file: FileConfig =
+        toml::from_str("nats = \"nats://n:4222\"\nnats-creds = \"/etc/c.creds\"").unwrap();
+    let c = resolve(&ServeArgs::default(), &file).unwrap();
+    let nats = c.replication.nats.expect("nats");
+    assert_eq!(nats.url, "nats://n:4222");
+    assert_eq!(nats.creds, Some(PathBuf::from("/etc/c.creds")));
+    assert!(!c.replication.replica);
+
+    let replica = resolve_replica(&ServeArgs::default(), &file).unwrap();
+    assert!(replica.replication.replica);
+    let err = resolve_replica(&ServeArgs::default(), &FileConfig::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--nats: a replica needs --nats URL (the origin's NATS)"
+    );
+    let with_input = ServeArgs {
+        xml_dir: Some("/srv/canoe123".into()),
+        ..ServeArgs::default()
+    };
+    let err = resolve_replica(&with_input, &file).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("--xml-dir: a replica takes no input"),
+        "{err}"
+    );
+
+    let key_only = ServeArgs {
+        nats: NatsArgs {
+            tls_cert: Some("/c.pem".into()),
+            ..NatsArgs::default()
+        },
+        ..ServeArgs::default()
+    };
+    assert!(
+        resolve(&key_only, &FileConfig::default()).is_err(),
+        "TLS without --nats"
+    );
+    let half = ServeArgs {
+        nats: NatsArgs {
+            url: Some("tls://n".into()),
+            tls_cert: Some("/c.pem".into()),
+            ..NatsArgs::default()
+        },
+        ..ServeArgs::default()
+    };
+    let err = resolve(&half, &FileConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("go together"), "{err}");
+}

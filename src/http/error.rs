@@ -30,6 +30,8 @@ pub enum ErrorCode {
     RequestTimeout,
     /// Not a client error: storage failed or the merge loop is gone (503/500).
     Unavailable,
+    /// A read-only replica was asked to change something (403).
+    ReadOnlyReplica,
 }
 
 impl ErrorCode {
@@ -47,6 +49,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "PayloadTooLarge",
             ErrorCode::RequestTimeout => "RequestTimeout",
             ErrorCode::Unavailable => "Unavailable",
+            ErrorCode::ReadOnlyReplica => "ReadOnlyReplica",
         }
     }
 
@@ -54,7 +57,7 @@ impl ErrorCode {
         match self {
             ErrorCode::NotFound | ErrorCode::EventNotFound => StatusCode::NOT_FOUND,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::ReadOnlyReplica => StatusCode::FORBIDDEN,
             ErrorCode::InvalidRequest | ErrorCode::InvalidTransition => StatusCode::BAD_REQUEST,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::EventOfficial => StatusCode::GONE,

@@ -10,6 +10,8 @@
 //! - `http_connections_open`, `http_connections_refused_total`.
 //! - `c123_source_sessions{source}`, `c123_source_refused_sessions_total{source}`: listen-mode
 //!   TCP sessions open now and connections refused by the session caps.
+//! - `replication_*` (with `--nats`): records, snapshots, pending, lag, connected
+//!   (`metrics/replication.rs`).
 //! - `results_unknown_status_total`: result rows from any input whose status is not a known
 //!   code (kept as sent, unranked; `crate::result_status`).
 
@@ -24,6 +26,8 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
 use crate::merge::MergeHandle;
+
+mod replication;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -51,6 +55,7 @@ pub struct Metrics {
     /// Public GET replies by cache outcome (`crate::http::cache`).
     pub response_cache: Family<super::cache::CacheOutcome, Counter>,
     hub: Arc<std::sync::OnceLock<crate::hub::Hub>>,
+    replication: Arc<std::sync::OnceLock<crate::replicate::ReplicationStatus>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -476,6 +481,10 @@ impl Metrics {
         registry.register_collector(Box::new(HubCollector {
             hub: Arc::clone(&hub),
         }));
+        let replication = Arc::new(std::sync::OnceLock::new());
+        registry.register_collector(Box::new(replication::ReplicationCollector {
+            status: Arc::clone(&replication),
+        }));
         Metrics {
             registry: Arc::new(registry),
             requests,
@@ -484,6 +493,7 @@ impl Metrics {
             refused,
             response_cache,
             hub,
+            replication,
         }
     }
 
@@ -494,6 +504,11 @@ impl Metrics {
     /// Adds the WebSocket hub's numbers (`ws_*`) to the exposition (first call wins).
     pub fn set_hub(&self, hub: crate::hub::Hub) {
         let _ = self.hub.set(hub);
+    }
+
+    /// Adds replication's numbers (`replication_*`) to the exposition (first call wins).
+    pub fn set_replication(&self, status: crate::replicate::ReplicationStatus) {
+        let _ = self.replication.set(status);
     }
 
     pub fn request(&self, route: &str, method: &str, status: u16) {

@@ -260,6 +260,9 @@ pub struct AppState {
     pub default_strategy: crate::model::MergeStrategy,
     /// c123-scoreboard's `/ws` and REST; without it those routes answer 404.
     pub scoreboard: Option<crate::scoreboard::Scoreboard>,
+    /// Replication (`--nats`): its state in `/readyz` and `/metrics`; on a replica the admin
+    /// and ingest API are refused.
+    pub replication: Option<crate::replicate::ReplicationStatus>,
 }
 
 impl AppState {
@@ -299,7 +302,21 @@ impl AppState {
             db_path: None,
             default_strategy: crate::model::MergeStrategy::default(),
             scoreboard: None,
+            replication: None,
         }
+    }
+
+    /// Reports `status` in `/readyz` and `/metrics`; a replica's status also makes the admin
+    /// and ingest API refuse (403 `ReadOnlyReplica`).
+    pub fn with_replication(mut self, status: crate::replicate::ReplicationStatus) -> AppState {
+        self.metrics.set_replication(status.clone());
+        self.replication = Some(status);
+        self
+    }
+
+    /// This daemon is a read-only replica.
+    pub fn is_replica(&self) -> bool {
+        self.replication.as_ref().is_some_and(|r| r.is_replica())
     }
 
     /// What the operator status reports of storage and merging.

@@ -104,6 +104,8 @@ pub enum Input {
         via: Via,
     },
     Admin(AdminCommand),
+    /// A replica: the origin's version of one event (`crate::replicate`).
+    Replicate(Box<Replicated>),
     /// Periodic timer: expires on-course riders not seen for the TTL.
     Tick,
 }
@@ -120,9 +122,22 @@ impl Input {
             Input::Admin(AdminCommand::Transition { .. }) => "admin_status",
             Input::Admin(AdminCommand::SetConfig { .. }) => "admin_config",
             Input::Admin(AdminCommand::SetStorageLimit { .. }) => "admin_storage",
+            Input::Replicate(_) => "replicate",
             Input::Tick => "tick",
         }
     }
+}
+
+/// One event as the origin committed it, for a replica's loop to install as it is: at the
+/// origin's `seq` (and the origin's epoch, which the replica's database was given at start).
+#[derive(Debug)]
+pub struct Replicated {
+    pub epoch: String,
+    pub event_id: String,
+    /// `None`: the event was deleted.
+    pub event: Option<crate::model::Event>,
+    /// What changed, as the origin published it (or a change of structure after a snapshot).
+    pub change: super::EventChange,
 }
 
 /// What an applied input did, for the caller's reply.
@@ -171,6 +186,9 @@ pub enum Outcome {
         max_bytes: u64,
     },
     Ticked,
+    Replicated {
+        seq: u64,
+    },
 }
 
 pub type Reply = oneshot::Sender<Result<Outcome, super::MergeError>>;

@@ -16,6 +16,7 @@ mod commit;
 mod import;
 mod input;
 mod live;
+mod replicate;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +27,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use apply::{config_patch_allowed, ingest_allowed, DataKind};
 pub use input::{
-    AdminCommand, Envelope, Input, Outcome, Reply, ResultUpdate, Via, XmlOrigin, XmlTarget,
+    AdminCommand, Envelope, Input, Outcome, Replicated, Reply, ResultUpdate, Via, XmlOrigin,
+    XmlTarget,
 };
 
 use crate::model::{Event, EventStatus, MergeStrategy};
@@ -52,8 +54,9 @@ pub enum MergeError {
     Stopped,
 }
 
-/// What changed in one event with one commit.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What changed in one event with one commit. Serialized into replication records
+/// (`crate::replicate::wire`), so that a replica's hub composes the origin's messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EventChange {
     pub event_id: String,
     /// The event's `seq` after this change.
@@ -388,6 +391,7 @@ impl MergeLoop {
                 via,
             } => self.results(event_id, updates, via),
             Input::Admin(cmd) => self.admin(cmd),
+            Input::Replicate(r) => self.replicate(*r),
             Input::Tick => self.tick(now),
         }
     }

@@ -258,6 +258,15 @@ impl Store {
         &self.epoch
     }
 
+    /// Gives this database another epoch: a replica's (empty, in-memory) database takes the
+    /// origin's, since its `seq`s are the origin's.
+    pub fn set_epoch(&mut self, epoch: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE meta SET value = ?1 WHERE key = 'epoch'", [epoch])?;
+        self.epoch = epoch.to_owned();
+        Ok(())
+    }
+
     /// Loads every event. A row that cannot be read is skipped and reported in
     /// [`Loaded::skipped`], never fatal; only a failure of SQLite itself is an error.
     pub fn load(&self) -> Result<Loaded, StoreError> {

@@ -21,9 +21,9 @@ const LAYERS: &[&[&str]] = &[
     &["api", "c123", "xml"],
     &["store"],
     &["merge"],
-    // The merge loop's clients: inputs, the WebSocket hub and the scoreboard service (peers:
-    // they never import each other).
-    &["ingest", "hub", "scoreboard"],
+    // The merge loop's clients: inputs, the WebSocket hub, the scoreboard service and
+    // replication (peers: they never import each other).
+    &["ingest", "hub", "scoreboard", "replicate"],
     &["http"],
     // The daemon's settings as one plain value (over the components' own settings).
     &["settings"],

@@ -38,6 +38,7 @@ mod merge_loop_fixes;
 mod merge_strategy;
 mod operator_api;
 mod readme_settings;
+mod replication;
 mod scoreboard;
 mod security;
 mod store_integrity;

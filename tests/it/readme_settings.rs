@@ -165,6 +165,10 @@ fn assert_readme_defaults(c: &Settings, source: &str) {
     assert!(!c.tcp.auto_status && c.max_db_bytes.is_none());
     assert!(c.http.trusted_proxies.is_empty() && c.http.master_keys.is_empty());
     assert!(c.static_dir.is_none() && c.event.is_none() && c.xml_poll.is_none());
+    assert!(
+        c.replication.nats.is_none() && !c.replication.replica,
+        "no replication"
+    );
     assert_eq!(c.db, c123_live::config::default_db_path(), "{source}");
 }
 

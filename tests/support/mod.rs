@@ -4,7 +4,9 @@
 pub mod browser;
 pub mod frames;
 pub mod logs;
+pub mod nats;
 pub mod openapi;
+pub mod replicas;
 pub mod scoreboard;
 pub mod tcp_source;
 pub mod wait;

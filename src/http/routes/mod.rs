@@ -81,7 +81,8 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
     // Around the routing, not per route (`Router::layer` would run after it): HEAD must be
     // GET before a route is chosen, and every answer, fallbacks included, passes `outer`.
     let app = tower::ServiceBuilder::new()
-        .layer(middleware::from_fn_with_state(state, outer))
+        .layer(middleware::from_fn_with_state(state.clone(), outer))
+        .layer(middleware::from_fn_with_state(state, read_only))
         // Phones on venue networks fetch the results tables (tens of KB of repetitive JSON)
         // after every (re)connect: gzip them when the client accepts it.
         .layer(CompressionLayer::new().compress_when(SizeAbove::new(MIN_GZIP).and(is_json)))
@@ -197,6 +198,26 @@ async fn outer(State(state): State<AppState>, mut req: Request, next: Next) -> R
         tracing::debug!(client = ?client, %method, %path, status = status.as_u16(), "request");
     }
     resp
+}
+
+/// A replica serves the origin's state and changes nothing itself: the admin and ingest API
+/// answer 403 `ReadOnlyReplica` (before any key is looked at: the replica has none).
+async fn read_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let writes = ["/api/v1/admin", "/api/v1/ingest"].iter().any(|p| {
+        path == *p
+            || path
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('/'))
+    });
+    if state.is_replica() && writes {
+        return ApiError::new(
+            super::error::ErrorCode::ReadOnlyReplica,
+            "This is a read-only replica of the venue's c123-live: the admin and ingest API are on the origin",
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Reduces `Accept-Encoding` to the one decision that matters here, gzip or not, taken by

@@ -27,6 +27,7 @@ async fn health() -> Res {
 }
 
 async fn readyz(State(state): State<AppState>) -> Res {
+    let replication = state.replication.as_ref().map(|r| r.report());
     if !state.merge.is_running() {
         Err(ApiError::new(
             ErrorCode::Unavailable,
@@ -37,8 +38,37 @@ async fn readyz(State(state): State<AppState>) -> Res {
             ErrorCode::Unavailable,
             "The last commit failed (disk full or --max-db-size reached?); reads are served, writes are refused until a commit succeeds",
         ))
+    } else if let Some(stopped) = replication.as_ref().and_then(|r| r.stopped.clone()) {
+        Err(ApiError::new(ErrorCode::Unavailable, stopped))
+    } else if replication
+        .as_ref()
+        .is_some_and(|r| r.replica && !r.caught_up)
+    {
+        Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "The replica is catching up with the origin's stream",
+        ))
     } else {
-        ok(&serde_json::json!({"status": "ready"}))
+        match replication {
+            None => ok(&serde_json::json!({"status": "ready"})),
+            // The origin stays ready whatever NATS does; a replica that caught up stays ready
+            // while the stream is unreachable (it serves its last state, marked stale).
+            Some(r) => ok(&serde_json::json!({
+                "status": "ready",
+                "replication": {
+                    "role": if r.replica { "replica" } else { "origin" },
+                    "connected": r.connected,
+                    "stale": r.replica && !r.connected,
+                    "disconnectedSeconds": r.disconnected_for,
+                    "lastStreamSeq": r.last_stream_seq,
+                    "pending": r.pending,
+                    "records": r.records,
+                    "lastRecordAgeSeconds": r.last_record_age,
+                    "snapshotsLoaded": r.snapshots_loaded,
+                    "snapshotsWritten": r.snapshots_written,
+                }
+            })),
+        }
     }
 }
 
