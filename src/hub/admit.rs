@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response};
+use hyper_tungstenite::tungstenite::protocol::WebSocketConfig;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -170,7 +171,13 @@ impl Hub {
         };
         check_handshake(req.headers()).map_err(Refusal::NotWebSocket)?;
         let resume = parse_resume(req.uri().query());
-        let (response, websocket) = match hyper_tungstenite::upgrade(&mut req, None) {
+        // The tungstenite stream is unwrapped at once (below): give it no buffers to allocate
+        // (its default read buffer is 128 KiB per connection).
+        let unused = WebSocketConfig::default()
+            .read_buffer_size(0)
+            .write_buffer_size(0)
+            .max_write_buffer_size(1);
+        let (response, websocket) = match hyper_tungstenite::upgrade(&mut req, Some(unused)) {
             Ok(pair) => pair,
             Err(e) => {
                 return Err(Refusal::NotWebSocket(format!(

@@ -65,7 +65,7 @@ pub(super) async fn serve(
             return;
         }
     };
-    let end = run(&hub, &room, &sock, &queue, &mut reader, &prefix).await;
+    let end = run(&hub, &room, &sock, &queue, &mut reader, prefix).await;
     hub.leave(&room, id);
     finish(&sock, &queue, &mut reader, end, stats).await;
 }
@@ -79,7 +79,7 @@ async fn run(
     sock: &TcpStream,
     queue: &ClientQueue,
     reader: &mut ClientReader,
-    prefix: &[u8],
+    prefix: Bytes,
 ) -> End {
     let inner = &*hub.inner;
     let (cfg, stats) = (&inner.cfg, &inner.stats);
@@ -90,7 +90,11 @@ async fn run(
     // Since when the socket has taken nothing of what is queued.
     let mut drain_deadline: Option<Instant> = None;
     // What hyper read past the request head is the start of the client's WebSocket stream.
-    if let Some(end) = on_bytes(reader, prefix, queue, &mut pong_deadline) {
+    // Dropped at once: it shares the allocation of hyper's whole read buffer (8 KiB and
+    // more), which it would otherwise keep alive for the life of the connection.
+    let early = on_bytes(reader, &prefix, queue, &mut pong_deadline);
+    drop(prefix);
+    if let Some(end) = early {
         return end;
     }
     loop {
