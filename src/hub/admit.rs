@@ -186,33 +186,14 @@ impl Hub {
             }
         };
         HubStats::add(&inner.stats.connections_total, 1);
-        let hub = self.clone();
-        tokio::spawn(async move {
-            let _guard = guard;
-            let ws = match tokio::time::timeout(Duration::from_secs(10), websocket).await {
-                Ok(Ok(ws)) => ws,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "WebSocket upgrade failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            // hyper-tungstenite did the handshake; the hub writes its prepared frames to the
-            // socket itself (conn.rs), so it takes the TCP stream back (nothing was read or
-            // written through tungstenite yet) with the bytes hyper read past the request.
-            let upgraded = ws.into_inner().into_inner();
-            match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => {
-                    let sock = parts.io.into_inner();
-                    conn::serve(hub, room, slot, sock, parts.read_buf, resume).await;
-                }
-                // Our HTTP server serves `TokioIo<TcpStream>` connections; anything else is a
-                // wiring mistake a test catches, not a client's doing.
-                Err(_) => {
-                    tracing::error!("WebSocket upgrade on a connection that is not TCP; dropped")
-                }
-            }
-        });
+        tokio::spawn(serve_upgraded(
+            self.clone(),
+            room,
+            slot,
+            websocket,
+            resume,
+            guard,
+        ));
         Ok(response)
     }
 
@@ -276,6 +257,40 @@ impl Hub {
 
     pub(super) fn leave(&self, room: &Room, id: u64) {
         room.lock().clients.remove(&id);
+    }
+}
+
+/// After the 101: waits for hyper's upgrade (bounded), takes the TCP stream back and serves
+/// the connection; `guard` lives as long as it.
+async fn serve_upgraded<G>(
+    hub: Hub,
+    room: Arc<Room>,
+    slot: Slot,
+    websocket: hyper_tungstenite::HyperWebsocket,
+    resume: Option<Resume>,
+    guard: G,
+) {
+    let _guard = guard;
+    let ws = match tokio::time::timeout(Duration::from_secs(10), websocket).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "WebSocket upgrade failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    // hyper-tungstenite did the handshake; the hub writes its prepared frames to the socket
+    // itself (conn.rs), so it takes the TCP stream back (nothing was read or written through
+    // tungstenite yet) with the bytes hyper read past the request.
+    let upgraded = ws.into_inner().into_inner();
+    match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let sock = parts.io.into_inner();
+            conn::serve(hub, room, slot, sock, parts.read_buf, resume).await;
+        }
+        // Our HTTP server serves `TokioIo<TcpStream>` connections; anything else is a wiring
+        // mistake a test catches, not a client's doing.
+        Err(_) => tracing::error!("WebSocket upgrade on a connection that is not TCP; dropped"),
     }
 }
 

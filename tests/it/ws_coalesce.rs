@@ -220,6 +220,9 @@ async fn slow_client(h: &Harness, query: &str) -> Ws {
     ws
 }
 
+/// Long (~165 lines) on purpose: one story in four steps on the same two connections (both
+/// clients fed, the slow one read up to its first skip, its resume, the comparison with
+/// the fast one and REST); the client's rules are `Client` and `step`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_slow_reader_gets_newest_list_every_result_and_resumes_exact() {
     let h = start(HubConfig {
