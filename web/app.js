@@ -121,7 +121,13 @@ function onMessage(ev) {
   try { m = JSON.parse(ev.data); } catch { return; }
   // One change may come as several frames (one per race id, `part` of `parts`, same seq):
   // a resume starts after the last change whose every part arrived.
-  if (typeof m.seq === 'number') S.seq = (m.part ?? 1) < (m.parts ?? 1) ? m.seq - 1 : m.seq;
+  if (typeof m.seq === 'number') {
+    // A `superseded` diff's change arrives folded into the next message that is not one;
+    // until it has, a resume starts before the skip (so the replay brings it).
+    if (m.superseded) S.skipFrom ??= S.seq;
+    else S.skipFrom = null;
+    S.seq = (m.part ?? 1) < (m.parts ?? 1) ? m.seq - 1 : m.seq;
+  }
   if (m.epoch) S.epoch = m.epoch;
   if (m.type === 'full') {
     applyDetail(m.data);
@@ -161,7 +167,7 @@ function connect() {
   if (S.ws || S.final || !S.eventId) return;
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   let url = `${proto}//${location.host}/api/v1/events/${enc(S.eventId)}/ws`;
-  if (S.epoch) url += `?since=${S.seq}&epoch=${enc(S.epoch)}`;
+  if (S.epoch) url += `?since=${S.skipFrom ?? S.seq}&epoch=${enc(S.epoch)}`;
   setConn('connecting', S.attempt ? 'reconnecting' : 'connecting');
   let ws;
   try { ws = new WebSocket(url); } catch { retry(); return; }

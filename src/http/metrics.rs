@@ -84,7 +84,7 @@ impl Collector for HubCollector {
         };
         let s = hub.stats();
         let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-        let counters: [(&str, &str, f64); 11] = [
+        let counters: [(&str, &str, f64); 13] = [
             (
                 "ws_messages_sent",
                 "WebSocket frames written to clients",
@@ -124,6 +124,16 @@ impl Collector for HubCollector {
                 "ws_coalesced_changes",
                 "Changes folded into a later message because the hub was behind",
                 n(&s.coalesced),
+            ),
+            (
+                "ws_direct_writes",
+                "Messages written to a client straight from the publish path (its queue was empty)",
+                n(&s.direct_writes),
+            ),
+            (
+                "ws_lists_superseded",
+                "On-course lists a slow client had not been sent yet, sent as superseded diffs",
+                n(&s.lists_superseded),
             ),
             (
                 "ws_hub_resyncs",

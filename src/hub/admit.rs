@@ -9,10 +9,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response};
+use hyper_tungstenite::tungstenite::protocol::WebSocketConfig;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use super::compose::{self, CloseReason};
 use super::conn;
-use super::queue::ClientQueue;
+use super::frame::Frame;
+use super::queue::{ClientQueue, Sent};
 use super::room::{Room, RoomState};
 use super::stats::HubStats;
 use super::{Hub, Inner};
@@ -167,29 +171,29 @@ impl Hub {
         };
         check_handshake(req.headers()).map_err(Refusal::NotWebSocket)?;
         let resume = parse_resume(req.uri().query());
-        let (response, websocket) =
-            match hyper_tungstenite::upgrade(&mut req, Some(inner.cfg.ws_config())) {
-                Ok(pair) => pair,
-                Err(e) => {
-                    return Err(Refusal::NotWebSocket(format!(
-                        "Not a WebSocket upgrade request: {e}"
-                    )))
-                }
-            };
+        // The tungstenite stream is unwrapped at once (below): give it no buffers to allocate
+        // (its default read buffer is 128 KiB per connection).
+        let unused = WebSocketConfig::default()
+            .read_buffer_size(0)
+            .write_buffer_size(0)
+            .max_write_buffer_size(1);
+        let (response, websocket) = match hyper_tungstenite::upgrade(&mut req, Some(unused)) {
+            Ok(pair) => pair,
+            Err(e) => {
+                return Err(Refusal::NotWebSocket(format!(
+                    "Not a WebSocket upgrade request: {e}"
+                )))
+            }
+        };
         HubStats::add(&inner.stats.connections_total, 1);
-        let hub = self.clone();
-        tokio::spawn(async move {
-            let _guard = guard;
-            let ws = match tokio::time::timeout(Duration::from_secs(10), websocket).await {
-                Ok(Ok(ws)) => ws,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "WebSocket upgrade failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            conn::serve(hub, room, slot, ws, resume).await;
-        });
+        tokio::spawn(serve_upgraded(
+            self.clone(),
+            room,
+            slot,
+            websocket,
+            resume,
+            guard,
+        ));
         Ok(response)
     }
 
@@ -224,6 +228,7 @@ impl Hub {
         &self,
         room: &Room,
         resume: Option<&Resume>,
+        sock: Arc<TcpStream>,
     ) -> Result<(u64, Arc<ClientQueue>), CloseReason> {
         let inner = &*self.inner;
         let mut st = room.lock();
@@ -233,22 +238,18 @@ impl Hub {
         if st.event.is_none() {
             return Err(CloseReason::Deleted);
         }
-        let queue = Arc::new(ClientQueue::new());
+        let queue = Arc::new(ClientQueue::new(Some(sock)));
         let replay = resume
             .filter(|r| r.epoch == inner.epoch)
             .and_then(|r| st.replay(r.since));
-        let frames = match replay {
+        let frames: Vec<Frame> = match replay {
             Some(frames) => frames,
             None => st.full(inner).into_iter().collect(),
         };
-        {
-            let mut q = queue.lock();
-            for f in frames {
-                q.bytes += f.len();
-                q.frames.push_back(f);
-            }
-        }
-        queue.notify.notify_one();
+        // Unbounded on purpose: a replay is bounded by the ring (`ring_bytes`).
+        let mut sent = Sent::default();
+        queue.push_all(&frames, usize::MAX, &mut sent, &inner.stats);
+        sent.add_to(&inner.stats);
         let id = inner.next_client.fetch_add(1, Ordering::Relaxed);
         st.clients.insert(id, Arc::clone(&queue));
         Ok((id, queue))
@@ -256,6 +257,40 @@ impl Hub {
 
     pub(super) fn leave(&self, room: &Room, id: u64) {
         room.lock().clients.remove(&id);
+    }
+}
+
+/// After the 101: waits for hyper's upgrade (bounded), takes the TCP stream back and serves
+/// the connection; `guard` lives as long as it.
+async fn serve_upgraded<G>(
+    hub: Hub,
+    room: Arc<Room>,
+    slot: Slot,
+    websocket: hyper_tungstenite::HyperWebsocket,
+    resume: Option<Resume>,
+    guard: G,
+) {
+    let _guard = guard;
+    let ws = match tokio::time::timeout(Duration::from_secs(10), websocket).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "WebSocket upgrade failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    // hyper-tungstenite did the handshake; the hub writes its prepared frames to the socket
+    // itself (conn.rs), so it takes the TCP stream back (nothing was read or written through
+    // tungstenite yet) with the bytes hyper read past the request.
+    let upgraded = ws.into_inner().into_inner();
+    match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let sock = parts.io.into_inner();
+            conn::serve(hub, room, slot, sock, parts.read_buf, resume).await;
+        }
+        // Our HTTP server serves `TokioIo<TcpStream>` connections; anything else is a wiring
+        // mistake a test catches, not a client's doing.
+        Err(_) => tracing::error!("WebSocket upgrade on a connection that is not TCP; dropped"),
     }
 }
 

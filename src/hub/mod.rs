@@ -2,11 +2,14 @@
 //!
 //! One task ([`Hub::start`]) follows the merge loop's committed change sets in order. For each
 //! event a change set touches, it builds **one** message under the room's lock (nothing at all
-//! when the room has no client), serializes it once, and queues the same bytes to every
-//! client of the room (invariant 4). Each client has its own write task that drains its queue
-//! in one batch per wake-up (feed + flush). A queue that would exceed its byte bound is
-//! emptied and given one `full` instead; a client whose socket does not drain within
-//! `drain_timeout` is disconnected (invariant 5).
+//! when the room has no client), serializes and frames it once (`frame.rs`: server frames are
+//! unmasked, so header + payload are the same bytes for everyone), and writes those bytes to
+//! every client of the room (invariant 4): directly, one non-blocking write, to a client whose
+//! queue is empty; into the queue of the others, whose tasks write what is pending in one
+//! vectored write when their socket is writable. An on-course list a client has not yet been
+//! sent when the next list is queued behind it goes out as its `superseded` diff. A queue
+//! that would exceed its byte bound is emptied and given one `full` instead; a client whose
+//! socket takes nothing for `drain_timeout` is disconnected (invariant 5).
 //!
 //! The room's lock orders everything: a client joins (gets its `full` or its replay) under
 //! it, and every later message is queued under it, so a client never sees a gap or a message
@@ -23,8 +26,10 @@ pub mod bench;
 pub mod compose;
 mod config;
 mod conn;
+mod frame;
 mod publish;
 mod queue;
+mod read;
 mod room;
 mod stats;
 
@@ -67,6 +72,8 @@ struct Inner {
     /// Between the task that follows the merge loop and the one that builds messages.
     backlog: Mutex<Backlog>,
     backlog_ready: Notify,
+    /// `cfg.fanout_threads`, 0 resolved to the number of cores.
+    fanout_threads: usize,
 }
 
 impl Inner {
@@ -137,7 +144,12 @@ impl Hub {
         // (changes already in the snapshot are recognised by their seq and skipped).
         let rx = merge.subscribe();
         let snapshot = merge.snapshot();
+        let fanout_threads = match cfg.fanout_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         let inner = Arc::new(Inner {
+            fanout_threads,
             cfg,
             wire,
             stats: HubStats::default(),

@@ -1,16 +1,19 @@
 //! Publishing: the follower and builder tasks, one event's changes applied to its room and
 //! fanned out, the resynchronisation after lost changes, and closing rooms.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use hyper_tungstenite::tungstenite::Utf8Bytes;
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::backlog::Pending;
 use super::compose::{self, CloseReason};
+use super::frame::Frame;
+use super::queue::{ClientQueue, Sent};
 use super::room::{Room, RoomState};
 use super::stats::HubStats;
 use super::Hub;
@@ -140,7 +143,7 @@ impl Hub {
         old: Option<&Event>,
         change: &EventChange,
         superseded: Range<u64>,
-    ) -> Vec<Utf8Bytes> {
+    ) -> Vec<Frame> {
         let inner = &*self.inner;
         let new = st.event.clone();
         let too_many = superseded.end - superseded.start > inner.cfg.max_superseded;
@@ -149,10 +152,10 @@ impl Hub {
         } else {
             compose::plan(inner.wire.as_ref(), old, new.as_deref(), change)
         };
-        let mut frames: Vec<Utf8Bytes> = Vec::new();
+        let mut frames: Vec<Frame> = Vec::new();
         if !too_many && !matches!(plan, compose::Plan::Deleted) {
             for seq in superseded {
-                let msg = compose::superseded_message(seq, &inner.epoch);
+                let msg = Frame::superseded(&compose::superseded_message(seq, &inner.epoch));
                 st.remember(seq, Some(vec![msg.clone()]), &inner.cfg);
                 frames.push(msg);
             }
@@ -160,7 +163,7 @@ impl Hub {
         match plan {
             compose::Plan::Deleted => {}
             compose::Plan::Diff(data) => {
-                let msgs = compose::diff_frames(change.seq, &inner.epoch, data);
+                let msgs = diff_frames(change.seq, &inner.epoch, data);
                 HubStats::add(&inner.stats.messages_built, 1);
                 st.remember(change.seq, Some(msgs.clone()), &inner.cfg);
                 frames.extend(msgs);
@@ -170,7 +173,7 @@ impl Hub {
                 st.remember(change.seq, None, &inner.cfg);
             }
             compose::Plan::Refresh => {
-                let msg = compose::refresh_message(change.seq, &inner.epoch);
+                let msg = Frame::text(&compose::refresh_message(change.seq, &inner.epoch));
                 HubStats::add(&inner.stats.messages_built, 1);
                 st.remember(change.seq, None, &inner.cfg);
                 frames.push(msg);
@@ -179,16 +182,21 @@ impl Hub {
         frames
     }
 
-    /// Queues the frames to every client of the room; a client whose queue overflows gets
-    /// the room's `full` instead.
-    fn fan_out(&self, st: &mut RoomState, frames: &[Utf8Bytes], committed_at: Instant) {
+    /// Writes the frames to every client of the room whose queue is empty (one non-blocking
+    /// write each) and queues them to the others; a client whose queue overflows gets the
+    /// room's `full` instead.
+    fn fan_out(&self, st: &mut RoomState, frames: &[Frame], committed_at: Instant) {
         let inner = &*self.inner;
-        let mut overflowed = Vec::new();
-        for (id, q) in &st.clients {
-            if !q.push_all(frames, inner.cfg.queue_bytes, &inner.stats) {
-                overflowed.push(*id);
-            }
-        }
+        let limit = inner.cfg.queue_bytes;
+        let (sent, overflowed) = push_to_all(
+            &st.clients,
+            frames,
+            limit,
+            &inner.stats,
+            inner.fanout_threads,
+        );
+        // Counted per fan-out and added once: the per-client path touches no shared counter.
+        sent.add_to(&inner.stats);
         if !overflowed.is_empty() {
             HubStats::add(&inner.stats.queue_overflows, overflowed.len() as u64);
             if let Some(full) = st.full(inner) {
@@ -267,10 +275,107 @@ impl Hub {
     }
 }
 
+/// A room with fewer clients per thread than this is written by one thread (starting a
+/// thread costs tens of µs; 512 direct writes take a few ms).
+const CLIENTS_PER_THREAD: usize = 512;
+
+/// Pushes `frames` to every client (a direct write to each whose queue is empty), the
+/// clients split over up to `threads` threads. The threads are scoped: the publish path waits
+/// for all of them under the room's lock, so each client still gets its messages in order,
+/// from one thread at a time. Returns what was written and the clients that overflowed.
+fn push_to_all(
+    clients: &HashMap<u64, Arc<ClientQueue>>,
+    frames: &[Frame],
+    limit: usize,
+    stats: &HubStats,
+    threads: usize,
+) -> (Sent, Vec<u64>) {
+    let push =
+        |part: &[(&u64, &Arc<ClientQueue>)]| push_part(part.iter().copied(), frames, limit, stats);
+    let n = threads.min(clients.len() / CLIENTS_PER_THREAD).max(1);
+    if n == 1 {
+        return push_part(clients.iter(), frames, limit, stats);
+    }
+    let all: Vec<(&u64, &Arc<ClientQueue>)> = clients.iter().collect();
+    let chunk = all.len().div_ceil(n);
+    std::thread::scope(|s| {
+        let others: Vec<_> = all
+            .chunks(chunk)
+            .skip(1)
+            .map(|part| s.spawn(move || push(part)))
+            .collect();
+        let mut total = push(&all[..chunk.min(all.len())]);
+        for other in others {
+            // A panicked thread's clients are simply not counted (the panic is a bug).
+            if let Ok((sent, overflowed)) = other.join() {
+                total.0.merge(&sent);
+                total.1.extend(overflowed);
+            }
+        }
+        total
+    })
+}
+
+fn push_part<'a>(
+    part: impl Iterator<Item = (&'a u64, &'a Arc<ClientQueue>)>,
+    frames: &[Frame],
+    limit: usize,
+    stats: &HubStats,
+) -> (Sent, Vec<u64>) {
+    let mut sent = Sent::default();
+    let mut overflowed = Vec::new();
+    for (id, q) in part {
+        if !q.push_all(frames, limit, &mut sent, stats) {
+            overflowed.push(*id);
+        }
+    }
+    (sent, overflowed)
+}
+
+/// The prepared frames of one `diff`: the first carries the on-course list if the change
+/// has one (`status` and `oncourse` ride in the first frame); a diff that is only the list
+/// may be superseded per client by the next list (`hub::frame::Kind::ListOnly`), and carries
+/// the `superseded` diff of its `seq` for that.
+fn diff_frames(seq: u64, epoch: &str, data: Vec<Value>) -> Vec<Frame> {
+    let first = data.first().and_then(Value::as_object);
+    let list = first.is_some_and(|d| d.contains_key("oncourse"));
+    let list_only = list && data.len() == 1 && first.is_some_and(|d| d.len() == 1);
+    let stub = list_only.then(|| compose::superseded_message(seq, epoch));
+    compose::diff_frames(seq, epoch, data)
+        .iter()
+        .enumerate()
+        .map(|(i, msg)| Frame::diff(msg, list && i == 0, stub.as_ref()))
+        .collect()
+}
+
 /// Why a room closes for its event as it now is (`None`: it stays open).
 fn closing_for(event: Option<&Event>) -> Option<CloseReason> {
     match event {
         None => Some(CloseReason::Deleted),
         Some(ev) => compose::admission(ev.header.status).err(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hyper_tungstenite::tungstenite::Utf8Bytes;
+
+    use super::*;
+
+    #[test]
+    fn a_large_room_is_split_over_threads_and_each_client_gets_the_message_once() {
+        let clients: HashMap<u64, Arc<ClientQueue>> = (0..2048)
+            .map(|i| (i, Arc::new(ClientQueue::new(None))))
+            .collect();
+        let stats = HubStats::default();
+        let msg = [Frame::text(&Utf8Bytes::from_static("0123456789"))];
+        // Client 7 already holds a message: the next one does not fit its bound of 10 bytes.
+        let mut sent = Sent::default();
+        assert!(clients[&7].push_all(&msg, 10, &mut sent, &stats));
+        let (_, overflowed) = push_to_all(&clients, &msg, 10, &stats, 4);
+        assert_eq!(overflowed, [7]);
+        for (id, q) in &clients {
+            assert_eq!(q.take_all(), 1, "client {id}");
+        }
     }
 }

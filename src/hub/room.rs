@@ -5,10 +5,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use hyper_tungstenite::tungstenite::Utf8Bytes;
-
 use super::compose::{self, CloseReason};
 use super::config::HubConfig;
+use super::frame::Frame;
 use super::queue::ClientQueue;
 use super::stats::HubStats;
 use super::Inner;
@@ -26,12 +25,12 @@ pub(super) struct RoomState {
     /// The event as of the last change this room processed (`None`: deleted).
     pub(super) event: Option<Arc<Event>>,
     pub(super) clients: HashMap<u64, Arc<ClientQueue>>,
-    /// Recent messages by seq (each its frames), contiguous; `None` for a message that
-    /// cannot be replayed (`full`, `refresh`).
-    pub(super) ring: VecDeque<(u64, Option<Vec<Utf8Bytes>>)>,
+    /// Recent messages by seq (each its prepared frames), contiguous; `None` for a message
+    /// that cannot be replayed (`full`, `refresh`).
+    pub(super) ring: VecDeque<(u64, Option<Vec<Frame>>)>,
     pub(super) ring_bytes: usize,
-    /// The `full` of the current seq, built at most once.
-    pub(super) full: Option<(u64, Utf8Bytes)>,
+    /// The `full` of the current seq, built (and framed) at most once.
+    pub(super) full: Option<(u64, Frame)>,
     pub(super) closing: Option<CloseReason>,
 }
 
@@ -43,7 +42,7 @@ impl Room {
 
 impl RoomState {
     /// The `full` for the current state, cached per seq.
-    pub(super) fn full(&mut self, inner: &Inner) -> Option<Utf8Bytes> {
+    pub(super) fn full(&mut self, inner: &Inner) -> Option<Frame> {
         let event = self.event.as_ref()?;
         let seq = event.header.seq;
         if let Some((s, msg)) = &self.full {
@@ -51,15 +50,19 @@ impl RoomState {
                 return Some(msg.clone());
             }
         }
-        let msg = compose::full_message(inner.wire.as_ref(), event, &inner.epoch);
+        let msg = Frame::text(&compose::full_message(
+            inner.wire.as_ref(),
+            event,
+            &inner.epoch,
+        ));
         HubStats::add(&inner.stats.messages_built, 1);
         self.full = Some((seq, msg.clone()));
         Some(msg)
     }
 
-    pub(super) fn remember(&mut self, seq: u64, msg: Option<Vec<Utf8Bytes>>, cfg: &HubConfig) {
-        fn size(m: &Option<Vec<Utf8Bytes>>) -> usize {
-            m.iter().flatten().map(|m| m.len()).sum()
+    pub(super) fn remember(&mut self, seq: u64, msg: Option<Vec<Frame>>, cfg: &HubConfig) {
+        fn size(m: &Option<Vec<Frame>>) -> usize {
+            m.iter().flatten().map(|m| m.payload).sum()
         }
         if self.ring.back().is_some_and(|(s, _)| s + 1 != seq) {
             self.clear_ring();
@@ -80,7 +83,7 @@ impl RoomState {
     }
 
     /// The diffs after `since` up to the current seq, if every one of them is in the ring.
-    pub(super) fn replay(&self, since: u64) -> Option<Vec<Utf8Bytes>> {
+    pub(super) fn replay(&self, since: u64) -> Option<Vec<Frame>> {
         let current = self.event.as_ref()?.header.seq;
         if since > current {
             return None;

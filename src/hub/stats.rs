@@ -13,7 +13,8 @@ pub struct HubStats {
     pub refused_limit: AtomicU64,
     /// Messages built (serialized once each, whatever the number of recipients).
     pub messages_built: AtomicU64,
-    /// Frames written to sockets, and their bytes.
+    /// Messages (frames of messages, not pings or pongs) written to sockets, and their
+    /// payload bytes.
     pub messages_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
     /// A client's queue overflowed (its pending diffs were dropped)…
@@ -26,7 +27,8 @@ pub struct HubStats {
     pub heartbeat_timeouts: AtomicU64,
     /// Largest queue (bytes) any single client has had.
     pub queue_bytes_peak: AtomicU64,
-    /// Fan-out latency, commit → queued to every client of the room, in microseconds.
+    /// Fan-out latency, commit → written to (or queued for) every client of the room, in
+    /// microseconds.
     pub fanout_micros_sum: AtomicU64,
     pub fanout_count: AtomicU64,
     pub fanout_micros_max: AtomicU64,
@@ -35,6 +37,12 @@ pub struct HubStats {
     /// Changes folded into a later message of the same event because the hub was behind
     /// (each went out as a `"superseded":true` diff, or inside a `full`).
     pub coalesced: AtomicU64,
+    /// Messages written to a client straight from the publish path (its queue was empty),
+    /// without waking its task.
+    pub direct_writes: AtomicU64,
+    /// On-course lists a client had queued and not yet been sent when the next list was
+    /// queued right behind: sent as their `superseded` diff instead.
+    pub lists_superseded: AtomicU64,
 }
 
 impl HubStats {

@@ -46,6 +46,7 @@ mod store_roundtrip;
 mod tcp_ingest;
 mod tcp_timers;
 mod watcher;
+mod ws_coalesce;
 mod ws_fanout;
 mod ws_lifecycle;
 mod ws_live_mini_reducer;

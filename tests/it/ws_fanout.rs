@@ -174,14 +174,23 @@ async fn ws_paused_reader_is_bounded_then_disconnected_while_others_keep_up() {
     let stats = h.hub.stats();
     let mut sent = 0u32;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // On-course lists and results in turn: a list queued right behind another supersedes it
+    // (protocol/websocket.md, "Coalescing"), results are never dropped, so the queue fills.
+    let (race, pid) = h.some_row("C1M_ST_BR1_6");
     while stats.slow_client_closes.load(Ordering::Relaxed) == 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "paused client never disconnected"
         );
         sent += 1;
-        h.oncourse(40, sent).await; // ~8 KiB per diff
-        let m = next_json(&mut good).await;
+        if sent % 2 == 0 {
+            h.oncourse(40, sent).await; // ~8 KiB per diff
+        } else {
+            // First, then last: every row between changes rank (two frames of several KiB).
+            let time = if sent % 4 == 1 { 40_000 } else { 900_000 };
+            h.update_result(&race, &pid, time).await;
+        }
+        let m = next_msg(&mut good).await;
         assert_eq!(
             m["seq"].as_u64(),
             Some(seq + 1),
@@ -214,7 +223,7 @@ async fn ws_paused_reader_is_bounded_then_disconnected_while_others_keep_up() {
     })
     .await;
     h.oncourse(1, 0).await;
-    let m = next_json(&mut good).await;
+    let m = next_msg(&mut good).await;
     assert_eq!(m["seq"].as_u64(), Some(seq + 1));
     drop(paused);
     let _ = good.send(Message::Close(None)).await;

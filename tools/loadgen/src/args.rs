@@ -57,4 +57,15 @@ pub struct Args {
     /// Soak: clients connected at any time (each lives 1-10 s, then a new one connects).
     #[arg(long, default_value_t = 200)]
     pub soak_clients: usize,
+    /// After the run, the same clients and the same bytes again, written by a minimal
+    /// raw-socket writer instead of the daemon (a child process: `--ceiling-serve`): the
+    /// hub's fan-out time as a ratio to what this kernel allows.
+    #[arg(long)]
+    pub ceiling: bool,
+    /// Writer threads of the ceiling [default: the number of cores, as the daemon's runtime].
+    #[arg(long, default_value_t = 0)]
+    pub ceiling_threads: usize,
+    /// Internal: be the ceiling's raw-socket writer (started by `--ceiling`).
+    #[arg(long, hide = true)]
+    pub ceiling_serve: bool,
 }

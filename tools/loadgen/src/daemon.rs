@@ -57,6 +57,11 @@ impl Daemon {
             .args(["--tcp-listen", &tcp.to_string()])
             .args(["--ws-max-per-event", &max_clients.to_string()])
             .args(["--ws-max-total", &max_clients.to_string()])
+            // Every client comes from 127.0.0.0/8, up to `--per-source-ip` (25 000) from one
+            // address: the daemon's per-address caps (1000 sockets, 1000 WebSockets) would
+            // refuse all but the first 1000. 0 = no cap; the global caps above still hold.
+            .args(["--max-connections-per-ip", "0"])
+            .args(["--max-ws-per-ip", "0"])
             .env(
                 "RUST_LOG",
                 std::env::var("LOADGEN_DAEMON_LOG").unwrap_or("warn".into()),

@@ -27,6 +27,11 @@ pub struct Envelope {
     /// Frame `part` (1-based) of a diff sent as `parts` frames with the same `seq`.
     pub part: Option<u32>,
     pub parts: Option<u32>,
+    /// A `diff` that only keeps `seq` contiguous: its change went out folded into a later
+    /// message (the hub was behind, or a newer on-course list was queued for this client
+    /// right behind it). A deliberate skip, never a loss.
+    #[serde(default)]
+    pub superseded: bool,
     #[serde(default)]
     pub data: Data,
 }
@@ -74,6 +79,8 @@ pub struct SeqTracker {
     /// A `seq` that does not move forward (and is not the next part of the open diff).
     pub out_of_order: u64,
     pub fulls: u64,
+    /// `"superseded":true` diffs (deliberate skips, not gaps).
+    pub superseded: u64,
     /// `full` messages after the first (a resync: the client's queue overflowed).
     pub resyncs: u64,
     /// Messages without a `seq` (the protocol gives every message one).
@@ -101,6 +108,7 @@ impl SeqTracker {
                 .and_then(|(next, parts)| (next < parts).then_some((next + 1, parts)));
         } else {
             self.on_new_change(seq, env);
+            self.superseded += u64::from(env.superseded);
         }
         self.started = true;
         self.last_seq = seq;
@@ -183,7 +191,7 @@ mod tests {
         feed(&mut t, r#"{"type":"refresh","seq":7}"#);
         assert_eq!((t.first_seq, t.last_seq), (3, 7));
         assert_eq!((t.gaps, t.parts_missing, t.out_of_order), (0, 0, 0));
-        assert_eq!(t.multi_part, 1);
+        assert_eq!((t.multi_part, t.superseded), (1, 1));
         assert_eq!((t.fulls, t.resyncs, t.unsequenced), (1, 0, 0));
     }
 

@@ -18,10 +18,13 @@
 //!   advancing clock times and run times, the export re-imported every simulated minute over
 //!   `POST /api/v1/ingest/xml`, clients connecting and disconnecting continuously; prints the
 //!   daemon's RSS every simulated hour (`--sample-minutes`).
+//! - `--ceiling`: after the run, the same clients read the same bytes from a minimal
+//!   raw-socket writer (a child process, no hub): fan-out times of both and their ratio.
 //!
 //! Everything stays on 127.0.0.0/8; every loop is bounded and the child is killed on exit.
 
 mod args;
+mod ceiling;
 mod daemon;
 mod envelope;
 mod error;
@@ -39,7 +42,9 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     let args = args::Args::parse();
     let nofile = procfs::raise_nofile();
-    if args.soak {
+    if args.ceiling_serve {
+        ceiling::serve(&args)?;
+    } else if args.soak {
         soak::soak(args).await?;
     } else {
         run::run(args, nofile).await?;

@@ -1,7 +1,8 @@
 //! What the clients record (per client, and shared with the driver) and the printed report.
 //! The report's `key: value` lines are what BENCHMARKS.md quotes and the smoke test reads.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::envelope::{Envelope, SeqTracker};
@@ -14,6 +15,13 @@ pub struct Shared {
     pub written: Vec<AtomicU64>,
     /// Markers received, over all clients.
     pub markers_received: AtomicU64,
+    /// `superseded` diffs received, over all clients: each stands for a marker deliberately
+    /// skipped (its list was replaced by a newer one), not lost.
+    pub markers_skipped: AtomicU64,
+    /// One diff with a marker as received (the bytes the ceiling writes again), and whether
+    /// it was taken.
+    pub template: Mutex<Option<Vec<u8>>>,
+    has_template: AtomicBool,
     pub connected: AtomicUsize,
     /// Per seq: earliest and latest receipt (ns since base), for the fan-out spread.
     pub first_rx: Vec<AtomicU64>,
@@ -26,6 +34,9 @@ impl Shared {
             base: Instant::now(),
             written: (0..=markers).map(|_| AtomicU64::new(0)).collect(),
             markers_received: AtomicU64::new(0),
+            markers_skipped: AtomicU64::new(0),
+            template: Mutex::new(None),
+            has_template: AtomicBool::new(false),
             connected: AtomicUsize::new(0),
             first_rx: (0..seqs).map(|_| AtomicU64::new(u64::MAX)).collect(),
             last_rx: (0..seqs).map(|_| AtomicU64::new(0)).collect(),
@@ -34,6 +45,18 @@ impl Shared {
 
     pub fn now_ns(&self) -> u64 {
         self.base.elapsed().as_nanos() as u64
+    }
+
+    /// Keeps the first marker diff a client received (cheap once one is kept).
+    pub fn offer_template(&self, text: &[u8]) {
+        if self.has_template.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut t = self.template.lock().unwrap_or_else(|e| e.into_inner());
+        if t.is_none() {
+            *t = Some(text.to_vec());
+            self.has_template.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Marks that marker `k` is being written now.
@@ -55,6 +78,8 @@ pub struct ClientReport {
     pub unparsed: u64,
     pub seq: SeqTracker,
     pub markers: u64,
+    /// `superseded` diffs (see [`Shared::markers_skipped`]).
+    pub skipped: u64,
     pub latencies_us: Vec<u32>,
     pub close_code: Option<u16>,
     pub error: Option<String>,
@@ -65,6 +90,10 @@ impl ClientReport {
     pub fn on_message(&mut self, env: &Envelope, now: u64, shared: &Shared) {
         self.messages += 1;
         self.seq.on_message(env);
+        if env.superseded {
+            self.skipped += 1;
+            shared.markers_skipped.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(seq) = env.seq {
             if let (Some(f), Some(l)) = (
                 shared.first_rx.get(seq as usize),
@@ -111,6 +140,7 @@ pub struct Totals {
     pub out_of_order: u64,
     pub resyncs: u64,
     pub markers: u64,
+    pub skipped: u64,
     pub bytes: u64,
     pub min_first_seq: Option<u64>,
     pub max_seq: u64,
@@ -137,6 +167,7 @@ impl Totals {
         self.multi_part += r.seq.multi_part;
         self.resyncs += r.seq.resyncs;
         self.markers += r.markers;
+        self.skipped += r.skipped;
         self.bytes += r.bytes;
         self.min_first_seq = Some(
             self.min_first_seq
@@ -167,6 +198,7 @@ impl Totals {
     /// The sequence lines, the same in a run and in the soak.
     pub fn print_seq_lines(&self) {
         println!("seq_gaps: {}", self.gaps);
+        println!("seq_superseded: {}", self.skipped);
         println!("seq_multi_part_diffs: {}", self.multi_part);
         println!("seq_parts_missing: {}", self.parts_missing);
         println!("seq_out_of_order: {}", self.out_of_order);

@@ -23,7 +23,7 @@ use crate::report::{percentile, ClientReport, Shared, Totals};
 use crate::ws::client;
 
 /// Seqs the fan-out spread is recorded for.
-const SPREAD_SEQS: usize = 1_000_000;
+pub const SPREAD_SEQS: usize = 1_000_000;
 
 /// Runs the load generator and prints its report.
 pub async fn run(args: Args, nofile: u64) -> Result<()> {
@@ -42,7 +42,7 @@ pub async fn run(args: Args, nofile: u64) -> Result<()> {
     let shared = Arc::new(Shared::new(diffs, SPREAD_SEQS));
     let stop = CancellationToken::new();
     let t = Instant::now();
-    let tasks = open_clients(&daemon, &args, &shared, &stop).await;
+    let tasks = open_clients(daemon.http, &args, &shared, &stop).await;
     let connected = shared.connected.load(Ordering::Relaxed);
     println!(
         "connected: {connected}/{clients} in {:.1} s",
@@ -93,7 +93,26 @@ pub async fn run(args: Args, nofile: u64) -> Result<()> {
     println!("rss_before_kib: {rss_before}");
     println!("rss_after_kib: {rss_after}");
     println!("load: {}", load());
+    if args.ceiling && recording.is_none() {
+        ceiling_after(&args, totals, &shared).await?;
+    }
     Ok(())
+}
+
+/// `--ceiling`: the same clients and bytes against the raw-socket writer, compared with
+/// this run (the daemon is stopped by then).
+async fn ceiling_after(args: &Args, mut totals: Totals, shared: &Shared) -> Result<()> {
+    let hub = crate::ceiling::Summary {
+        spread: totals.spread_us(shared),
+        latency: std::mem::take(&mut totals.latencies_us),
+    };
+    drop(totals);
+    let template = shared
+        .template
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    crate::ceiling::compare(args, hub, template).await
 }
 
 /// The `--recording`, if given, and the report's first line.
@@ -146,10 +165,10 @@ fn source_of(i: usize, per_ip: usize) -> Option<Ipv4Addr> {
     (k > 0).then(|| Ipv4Addr::new(127, 0, (k / 250) as u8, (k % 250 + 1) as u8))
 }
 
-/// Opens `--clients` clients (at most `--connect-concurrency` handshakes at a time); returns
-/// their tasks once every one is connected or failed.
-async fn open_clients(
-    daemon: &Daemon,
+/// Opens `--clients` clients to `http` (at most `--connect-concurrency` handshakes at a
+/// time); returns their tasks once every one is connected or failed.
+pub async fn open_clients(
+    http: std::net::SocketAddr,
     args: &Args,
     shared: &Arc<Shared>,
     stop: &CancellationToken,
@@ -163,7 +182,7 @@ async fn open_clients(
             break;
         };
         tasks.push(tokio::spawn(client(
-            daemon.http,
+            http,
             source_of(i, args.per_source_ip),
             shared.clone(),
             stop.clone(),
@@ -209,12 +228,14 @@ async fn drive(
 
 /// Waits for delivery: every marker (synthetic), or 2 s without a new `seq` (recording); at
 /// most 60 s.
-async fn wait_delivery(shared: &Shared, markers: bool, expected_markers: u64) {
+pub async fn wait_delivery(shared: &Shared, markers: bool, expected_markers: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last_total = u64::MAX;
     let mut quiet_since = Instant::now();
     loop {
-        let got = shared.markers_received.load(Ordering::Relaxed);
+        // A skipped list (a `superseded` diff) is a marker that will not come.
+        let got = shared.markers_received.load(Ordering::Relaxed)
+            + shared.markers_skipped.load(Ordering::Relaxed);
         if markers && got >= expected_markers {
             break;
         }
@@ -259,7 +280,11 @@ fn print_totals(totals: &Totals, shared: &Shared, expected_markers: Option<u64>)
         let lat = &totals.latencies_us;
         println!("markers_expected: {expected}");
         println!("markers_received: {}", totals.markers);
-        println!("lost: {}", expected.saturating_sub(totals.markers));
+        println!("markers_superseded: {}", totals.skipped);
+        println!(
+            "lost: {}",
+            expected.saturating_sub(totals.markers + totals.skipped)
+        );
         println!(
             "latency_ms: p50 {:.2} p90 {:.2} p99 {:.2} max {:.2} (n={})",
             percentile(lat, 0.5),

@@ -119,7 +119,12 @@ async fn read_loop(
     loop {
         let now = shared.now_ns();
         let closed = reader.drain(|text| match Envelope::parse(text) {
-            Ok(env) => rep.on_message(&env, now, shared),
+            Ok(env) => {
+                if env.oncourse_times().next().is_some() {
+                    shared.offer_template(text);
+                }
+                rep.on_message(&env, now, shared)
+            }
             Err(_) => rep.unparsed += 1,
         });
         match closed {

@@ -77,6 +77,8 @@ fn loadgen_twenty_clients_twenty_diffs() {
         // 6 clients per source address: 127.0.0.1 … 127.0.0.4 (the path used past ~28 000).
         "--per-source-ip",
         "6",
+        // Then the same against the raw-socket writer.
+        "--ceiling",
     ]);
     assert_eq!(num(&m, "clients_connected"), 20.0);
     assert_eq!(num(&m, "clients_failed"), 0.0);
@@ -104,6 +106,11 @@ fn loadgen_twenty_clients_twenty_diffs() {
     assert!(num(&m, "rss_after_kib") > 1000.0);
     // The full alone is ~15.7 KB.
     assert!(num(&m, "bytes_per_client") > 15_000.0);
+    // The ceiling: the same 20 clients got the same 20 markers from the raw writer.
+    assert_eq!(num(&m, "ceiling_clients_connected"), 20.0);
+    assert_eq!(num(&m, "ceiling_markers_received"), 400.0);
+    let ratio = &m["fanout_ratio (hub / ceiling)"];
+    assert!(ratio.starts_with("p50 "), "{ratio}");
 }
 
 #[test]
