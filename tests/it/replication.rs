@@ -13,7 +13,8 @@ use serde_json::Value;
 use crate::support::nats::NatsServer;
 use crate::support::replicas::{
     assert_no_gap_no_duplicate, assert_same_messages, caught_up, commits, folded, origin,
-    origin_with, play, prepare, recording_done, replica, versions, Reader, CATCH_UP, EV, FRAMES,
+    origin_with, play, prepare, recording_done, replica, same_state, versions, Reader, CATCH_UP,
+    EV, FRAMES,
 };
 use crate::support::wait::poll_until;
 use crate::support::MASTER;
@@ -213,11 +214,11 @@ async fn replicas_converge_through_a_nats_outage_and_a_replica_restart() {
     recording_done(&origin, FRAMES, CATCH_UP).await;
     let last = origin.seq();
     caught_up(&origin, &r, CATCH_UP).await;
-    assert!(r.public_event() == origin.public_event(), "the same state");
+    assert!(same_state(&origin, &r, CATCH_UP).await, "the same state");
     // The replica installed every version once, in order: the origin's queue held what NATS
     // missed and published it afterwards, nothing had to be resynchronised.
     caught_up(&origin, &r2, CATCH_UP).await;
-    assert!(r2.public_event() == origin.public_event(), "the same state");
+    assert!(same_state(&origin, &r2, CATCH_UP).await, "the same state");
     stop_tx.send(last).expect("last");
     for c in [collector, collector2] {
         let installed = c.await.expect("collector");
@@ -243,7 +244,7 @@ async fn replicas_converge_through_a_nats_outage_and_a_replica_restart() {
     let again = replica(&nats.url()).await;
     caught_up(&origin, &again, CATCH_UP).await;
     assert!(
-        again.public_event() == origin.public_event(),
+        same_state(&origin, &again, CATCH_UP).await,
         "the same state after a restart"
     );
     again.stop().await;
@@ -286,7 +287,7 @@ async fn a_late_replica_starts_from_the_snapshot_and_replicas_follow_an_origin_r
         "and only the records after it: {report:?}"
     );
     assert!(
-        late.public_event() == origin1.public_event(),
+        same_state(&origin1, &late, CATCH_UP).await,
         "the same state"
     );
 
@@ -302,7 +303,7 @@ async fn a_late_replica_starts_from_the_snapshot_and_replicas_follow_an_origin_r
     for r in [&early, &late] {
         caught_up(&origin2, r, CATCH_UP).await;
         assert!(
-            r.public_event() == origin2.public_event(),
+            same_state(&origin2, &r, CATCH_UP).await,
             "the same state after the restart"
         );
     }
@@ -337,7 +338,7 @@ async fn a_queue_overflow_and_oversized_records_reach_the_replicas_as_snapshots(
     prepare(&origin).await;
     let r = replica(&nats.url()).await;
     caught_up(&origin, &r, CATCH_UP).await;
-    assert!(r.public_event() == origin.public_event(), "the same state");
+    assert!(same_state(&origin, &r, CATCH_UP).await, "the same state");
     // The import's record (the whole event) was too large: a snapshot and a marker instead.
     assert!(
         origin.status().report().oversized >= 1,
@@ -356,7 +357,7 @@ async fn a_queue_overflow_and_oversized_records_reach_the_replicas_as_snapshots(
     nats.restart().await;
     caught_up(&origin, &r, CATCH_UP).await;
     assert!(
-        r.public_event() == origin.public_event(),
+        same_state(&origin, &r, CATCH_UP).await,
         "the same state after the overflow"
     );
     let o = origin.status().report();
@@ -428,7 +429,7 @@ async fn a_replica_stops_following_when_the_origins_database_is_replaced() {
     caught_up(&second, &fresh, CATCH_UP).await;
     assert_eq!(fresh.epoch(), second.epoch());
     assert!(
-        fresh.public_event() == second.public_event(),
+        same_state(&second, &fresh, CATCH_UP).await,
         "the new database's state"
     );
     fresh.stop().await;

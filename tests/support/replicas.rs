@@ -232,6 +232,34 @@ pub async fn caught_up(origin: &Daemon, replica: &Daemon, limit: Duration) -> Ar
     Arc::clone(snap.event(EV).expect("event"))
 }
 
+/// Whether the replica's event equals the origin's at one `seq`. The origin may still commit
+/// after its last input (its 1 s tick ends an on-course rider's run), so comparing "now" with
+/// "now" races: this reads the origin, waits for the replica to reach that `seq`, and compares
+/// only when both name the same `seq`; when the origin moved on meanwhile it tries again.
+pub async fn same_state(origin: &Daemon, replica: &Daemon, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let o = origin.public_event();
+        let want = o.as_ref().map_or(0, |e| e.header.seq);
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        eventually(
+            replica.merge(),
+            "the replica at the origin's seq",
+            left,
+            |s| s.event(EV).is_some_and(|e| e.header.seq >= want),
+        )
+        .await;
+        let r = replica.public_event();
+        if r.as_ref().map_or(0, |e| e.header.seq) == want {
+            return r == o;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the origin kept committing for {limit:?}"
+        );
+    }
+}
+
 /// Frames in the bundled recording.
 pub const FRAMES: u64 = 1051;
 pub const CATCH_UP: Duration = Duration::from_secs(30);
