@@ -143,8 +143,7 @@ async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     let api = path == "/api" || path.starts_with("/api/");
     if req.method() == Method::GET && !api {
         let mut resp = state.frontend.serve(path, req.headers()).await;
-        resp.extensions_mut()
-            .insert(RouteLabel::Static);
+        resp.extensions_mut().insert(RouteLabel::Static);
         return resp;
     }
     let method = if head { "HEAD" } else { req.method().as_str() };

@@ -159,11 +159,7 @@ async fn oncourse(State(state): State<AppState>, EventId(id): EventId, req: Requ
     )
 }
 
-async fn categories(
-    State(state): State<AppState>,
-    EventId(id): EventId,
-    req: Request,
-) -> Res {
+async fn categories(State(state): State<AppState>, EventId(id): EventId, req: Request) -> Res {
     cached_event_reply(
         &state,
         req.headers(),
